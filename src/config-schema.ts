@@ -1,0 +1,111 @@
+/**
+ * The plugin's configuration schema, written once as data in Kong's schema syntax.
+ *
+ * The same table serves two readers: the Kong adapter exports it as the plugin's `Schema` (Kong
+ * validates it with its MetaSubSchema and fills defaults), and `config.ts` interprets it to
+ * validate and default a config in the core, so tests, the CLI and the plugin agree on one
+ * definition. Key names follow Kong Enterprise's openid-connect plugin wherever it has the
+ * setting, so an operator can keep their config.
+ */
+
+/** A field definition in Kong's schema syntax (the subset this plugin uses). */
+export type SchemaField =
+  | { type: 'string'; required?: boolean; default?: string | null; one_of?: readonly string[];
+      len_min?: number; referenceable?: boolean; encrypted?: boolean; uuid?: boolean; description?: string }
+  | { type: 'number' | 'integer'; required?: boolean; default?: number | null; between?: readonly [number, number];
+      gt?: number; description?: string }
+  | { type: 'boolean'; required?: boolean; default?: boolean | null; description?: string }
+  | { type: 'array' | 'set'; required?: boolean; default?: readonly unknown[] | null; elements: SchemaField;
+      len_min?: number; description?: string }
+  | { type: 'record'; required?: boolean; default?: Record<string, unknown> | null; fields: SchemaFields;
+      description?: string };
+
+/** Kong's record field list: an array of single-key objects, in order. */
+export type SchemaFields = ReadonlyArray<Readonly<Record<string, SchemaField>>>;
+
+export const POP_MODES = ['off', 'optional', 'strict'] as const;
+export const HEADER_FORMATS = ['base64_encoded', 'url_encoded', 'pem', 'xfcc', 'rfc9440'] as const;
+export const AUTH_METHODS = [
+  'password', 'client_credentials', 'authorization_code', 'bearer', 'introspection', 'userinfo',
+  'kong_oauth2', 'refresh_token', 'session',
+] as const;
+/** Asymmetric JWS algorithms (RFC 7518 section 3, RFC 8037); `none` and HS* are never allowed. */
+export const ASYMMETRIC_ALGORITHMS = [
+  'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519',
+] as const;
+export const REVOCATION_MODES = ['SKIP', 'IGNORE_CA_ERROR', 'STRICT'] as const;
+
+const pemList = (description: string): SchemaField => ({
+  type: 'array', default: [], elements: { type: 'string', referenceable: true }, description,
+});
+
+/** `proof_of_possession_mtls_from_header`: where the terminator puts the certificate and what to trust. */
+export const FROM_HEADER_FIELDS: SchemaFields = [
+  { certificate_header_name: { type: 'string', required: true, len_min: 1,
+      description: 'Request header carrying the client certificate, set by the TLS terminator.' } },
+  { certificate_header_format: { type: 'string', required: true, default: 'url_encoded', one_of: HEADER_FORMATS,
+      description: 'base64_encoded (HAProxy, Traefik, Cloudflare), url_encoded (nginx, AWS ALB), pem, xfcc (Envoy/Istio), rfc9440.' } },
+  { certificate_chain_header_name: { type: 'string',
+      description: 'rfc9440 only: header with the intermediates as a byte-sequence list (Client-Cert-Chain).' } },
+  { ca_certificates: { type: 'array', default: [], elements: { type: 'string', uuid: true },
+      description: 'UUIDs of Kong CA certificate entities trusted to issue client certificates.' } },
+  { ca_certificates_pem: pemList('PEM trust anchors (vault references allowed), in addition to ca_certificates.') },
+  { secure_source: { type: 'boolean', required: true, default: true,
+      description: 'Read the header only when the direct peer is in Kong trusted_ips.' } },
+  { ssl_verify: { type: 'boolean', required: true, default: true,
+      description: 'Verify TLS of revocation responders (OCSP/CRL).' } },
+  { allow_partial_chain: { type: 'boolean', required: true, default: false,
+      description: 'Accept a path that ends at a configured intermediate certificate.' } },
+  { max_header_size: { type: 'integer', required: true, default: 32768, between: [256, 1048576],
+      description: 'Largest accepted certificate header, in bytes.' } },
+  { max_chain_length: { type: 'integer', required: true, default: 10, between: [1, 64],
+      description: 'Most certificates accepted in the header, leaf included.' } },
+  { cert_cache_ttl: { type: 'number', required: true, default: 60000, between: [0, 86400000],
+      description: 'Milliseconds a certificate-chain verdict is cached (never past the leaf notAfter).' } },
+  { revocation_check_mode: { type: 'string', required: true, default: 'IGNORE_CA_ERROR', one_of: REVOCATION_MODES,
+      description: 'SKIP, IGNORE_CA_ERROR (reject only certificates proven revoked) or STRICT.' } },
+  { http_timeout: { type: 'number', required: true, default: 30000, between: [1, 600000],
+      description: 'Milliseconds allowed for a revocation responder.' } },
+];
+
+/** The whole config record, top-level keys in Kong openid-connect order where shared. */
+export const CONFIG_FIELDS: SchemaFields = [
+  { issuer: { type: 'string', description: 'The OpenID Connect issuer; discovery at issuer + /.well-known/openid-configuration.' } },
+  { jwks_endpoint: { type: 'string', description: 'JWKS URL; when unset it is discovered from issuer.' } },
+  { issuers_allowed: { type: 'array', elements: { type: 'string' },
+      description: 'Accepted iss values; defaults to issuer.' } },
+  { audience_required: { type: 'array', elements: { type: 'string' },
+      description: 'The token aud must contain one of these.' } },
+  { scopes_required: { type: 'array', elements: { type: 'string' },
+      description: 'Each entry is a space-separated set that must all be present; entries are alternatives.' } },
+  { leeway: { type: 'number', required: true, default: 0, between: [0, 3600],
+      description: 'Seconds of clock skew allowed for exp and nbf.' } },
+  { auth_methods: { type: 'array', required: true, default: ['bearer'], elements: { type: 'string', one_of: AUTH_METHODS },
+      description: 'Only bearer is implemented.' } },
+  { signing_algorithms: { type: 'array', required: true, default: [...ASYMMETRIC_ALGORITHMS],
+      elements: { type: 'string', one_of: ASYMMETRIC_ALGORITHMS }, len_min: 1,
+      description: 'Accepted JWS algorithms (asymmetric only).' } },
+  { proof_of_possession_mtls: { type: 'string', required: true, default: 'strict', one_of: POP_MODES,
+      description: 'strict: every token bound to the certificate; optional: only tokens with cnf; off.' } },
+  { proof_of_possession_auth_methods_validation: { type: 'boolean', required: true, default: true,
+      description: 'Reject auth_methods that cannot carry proof of possession.' } },
+  { proof_of_possession_mtls_from_header: { type: 'record', required: false, fields: FROM_HEADER_FIELDS } },
+  { cache_tokens_salt: { type: 'string', description: 'Salt for token cache keys (tokens are never stored in clear as keys).' } },
+  { cache_ttl: { type: 'number', required: true, default: 600, between: [0, 86400],
+      description: 'Seconds a token verdict is cached (never past exp).' } },
+  { cache_size: { type: 'integer', required: true, default: 10000, between: [0, 1000000],
+      description: 'Most token verdicts and chain verdicts cached (each).' } },
+  { display_errors: { type: 'boolean', required: true, default: false,
+      description: 'Append the failure reason to the response body message.' } },
+  { unauthorized_error_message: { type: 'string', required: true, default: 'Unauthorized' } },
+  { forbidden_error_message: { type: 'string', required: true, default: 'Forbidden' } },
+  { realm: { type: 'string', description: 'WWW-Authenticate realm; defaults to the request host.' } },
+  { timeout: { type: 'number', required: true, default: 10000, between: [1, 600000],
+      description: 'Milliseconds allowed for discovery and JWKS requests.' } },
+  { rediscovery_lifetime: { type: 'number', required: true, default: 30, between: [0, 86400],
+      description: 'Least seconds between JWKS refetches triggered by an unknown kid.' } },
+  { ssl_verify: { type: 'boolean', required: true, default: true, description: 'Verify the IdP TLS certificate.' } },
+  { idp_ca_certificates_pem: pemList('Extra PEM CA certificates trusted for the IdP TLS connection.') },
+  { admin_api_url: { type: 'string', required: true, default: 'http://127.0.0.1:8001',
+      description: 'Kong Admin API, used to read ca_certificates entities.' } },
+];

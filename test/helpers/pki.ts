@@ -1,0 +1,168 @@
+/**
+ * Test PKI generated at test time with @peculiar/x509 (WebCrypto keys, full control over dates and
+ * extensions). Every test that needs certificates builds them here, so the shapes stay consistent:
+ * a root CA, an intermediate, client leaves, and deliberately broken variants.
+ *
+ * Also writes PEM/key files for real processes (HAProxy, nginx, oidc-provider).
+ */
+import 'reflect-metadata';
+import { webcrypto, createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as x509 from '@peculiar/x509';
+
+x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+
+const EC: EcKeyGenParams = { name: 'ECDSA', namedCurve: 'P-256' };
+const SIGN_EC: EcdsaParams = { name: 'ECDSA', hash: 'SHA-256' };
+const RSA: RsaHashedKeyGenParams = {
+  name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048,
+};
+
+export interface Issued {
+  readonly cert: x509.X509Certificate;
+  readonly keys: CryptoKeyPair;
+  /** DER bytes of the certificate. */
+  readonly der: Buffer;
+  /** PEM text of the certificate (with trailing newline). */
+  readonly pem: string;
+  /** PKCS#8 PEM of the private key. */
+  keyPem(): Promise<string>;
+}
+
+export interface IssueOptions {
+  /** Distinguished name, e.g. "CN=client-1, O=Example". */
+  readonly subject: string;
+  /** Issuer; omitted for a self-signed certificate. */
+  readonly issuer?: Issued;
+  /** Adds basicConstraints cA=TRUE (with optional pathLen) and keyCertSign|cRLSign. */
+  readonly ca?: boolean;
+  readonly pathLen?: number;
+  /** Overrides the key usage bits (x509.KeyUsageFlags); null omits the extension. */
+  readonly keyUsage?: number | null;
+  /** Extended key usages as OIDs or names (x509.ExtendedKeyUsage); null omits the extension. */
+  readonly eku?: readonly string[] | null;
+  /** Omit basicConstraints entirely (an "intermediate" with no CA flag). */
+  readonly noBasicConstraints?: boolean;
+  readonly notBefore?: Date;
+  readonly notAfter?: Date;
+  readonly dnsNames?: readonly string[];
+  readonly ipAddresses?: readonly string[];
+  readonly uris?: readonly string[];
+  /** RSA 2048 instead of ECDSA P-256. */
+  readonly rsa?: boolean;
+  /** Extra extensions, e.g. name constraints built by a test. */
+  readonly extensions?: readonly x509.Extension[];
+}
+
+const DAY = 24 * 3600 * 1000;
+
+export async function issue(options: IssueOptions): Promise<Issued> {
+  const alg = options.rsa === true ? RSA : EC;
+  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const extensions: x509.Extension[] = [];
+  const isCa = options.ca === true;
+  if (options.noBasicConstraints !== true) {
+    extensions.push(new x509.BasicConstraintsExtension(isCa, isCa ? options.pathLen : undefined, true));
+  }
+  const keyUsage = options.keyUsage !== undefined
+    ? options.keyUsage
+    : isCa
+      ? x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign
+      : x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment;
+  if (keyUsage !== null) extensions.push(new x509.KeyUsagesExtension(keyUsage, true));
+  const eku = options.eku !== undefined ? options.eku : isCa ? null : [x509.ExtendedKeyUsage.clientAuth];
+  if (eku !== null) extensions.push(new x509.ExtendedKeyUsageExtension([...eku], false));
+  const names: x509.JsonGeneralNames = [
+    ...(options.dnsNames ?? []).map((value) => ({ type: 'dns' as const, value })),
+    ...(options.ipAddresses ?? []).map((value) => ({ type: 'ip' as const, value })),
+    ...(options.uris ?? []).map((value) => ({ type: 'url' as const, value })),
+  ];
+  if (names.length > 0) extensions.push(new x509.SubjectAlternativeNameExtension(names, false));
+  extensions.push(await x509.SubjectKeyIdentifierExtension.create(keys.publicKey));
+  if (options.issuer !== undefined) {
+    extensions.push(await x509.AuthorityKeyIdentifierExtension.create(options.issuer.keys.publicKey));
+  }
+  extensions.push(...(options.extensions ?? []));
+
+  const notBefore = options.notBefore ?? new Date(Date.now() - DAY);
+  const notAfter = options.notAfter ?? new Date(Date.now() + 365 * DAY);
+  const serialNumber = '01' + createHash('sha256').update(`${options.subject}${Math.random()}`).digest('hex').slice(0, 30);
+  const cert = options.issuer === undefined
+    ? await x509.X509CertificateGenerator.createSelfSigned({
+      serialNumber, name: options.subject, notBefore, notAfter, keys, extensions,
+      signingAlgorithm: options.rsa === true ? RSA : SIGN_EC,
+    })
+    : await x509.X509CertificateGenerator.create({
+      serialNumber, subject: options.subject, issuer: options.issuer.cert.subjectName, notBefore, notAfter,
+      publicKey: keys.publicKey, signingKey: options.issuer.keys.privateKey, extensions,
+      signingAlgorithm: options.issuer.keys.privateKey.algorithm.name === 'ECDSA' ? SIGN_EC : RSA,
+    });
+  const der = Buffer.from(cert.rawData);
+  return {
+    cert, keys, der, pem: toPem(der),
+    async keyPem() {
+      const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
+      return toPem(pkcs8, 'PRIVATE KEY');
+    },
+  };
+}
+
+/** PEM armour with 64-column lines and a trailing newline, as openssl writes it. */
+export function toPem(der: Uint8Array, label = 'CERTIFICATE'): string {
+  const b64 = Buffer.from(der).toString('base64');
+  const lines = b64.match(/.{1,64}/g) ?? [];
+  return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`;
+}
+
+/** The standard test hierarchy: root -> intermediate -> client leaves. */
+export interface TestPki {
+  readonly root: Issued;
+  readonly intermediate: Issued;
+  /** Leaf issued by the intermediate, EKU clientAuth. */
+  readonly client: Issued;
+  /** A second, unrelated client of the same intermediate. */
+  readonly otherClient: Issued;
+  /** Leaf issued directly by the root. */
+  readonly directClient: Issued;
+  /** A server certificate for 127.0.0.1 / localhost issued by the root (for TLS listeners). */
+  readonly server: Issued;
+  /** A CA that is not trusted by anyone, and a client under it. */
+  readonly rogueRoot: Issued;
+  readonly rogueClient: Issued;
+}
+
+export async function makeTestPki(): Promise<TestPki> {
+  const root = await issue({ subject: 'CN=mtls-pop Test Root CA, O=mtls-pop tests', ca: true });
+  const intermediate = await issue({ subject: 'CN=mtls-pop Test Intermediate CA, O=mtls-pop tests', issuer: root, ca: true, pathLen: 0 });
+  const client = await issue({ subject: 'CN=client-1, O=mtls-pop tests', issuer: intermediate, dnsNames: ['client-1.example'] });
+  const otherClient = await issue({ subject: 'CN=client-2, O=mtls-pop tests', issuer: intermediate });
+  const directClient = await issue({ subject: 'CN=client-direct, O=mtls-pop tests', issuer: root });
+  const server = await issue({
+    subject: 'CN=localhost', issuer: root, dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'],
+    eku: [x509.ExtendedKeyUsage.serverAuth],
+  });
+  const rogueRoot = await issue({ subject: 'CN=Rogue Root CA', ca: true });
+  const rogueClient = await issue({ subject: 'CN=client-1, O=mtls-pop tests', issuer: rogueRoot });
+  return { root, intermediate, client, otherClient, directClient, server, rogueRoot, rogueClient };
+}
+
+/** Writes `<name>.pem` and `<name>.key` for each given certificate into `dir`. */
+export async function writePemFiles(dir: string, entries: Record<string, Issued>): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  for (const [name, issued] of Object.entries(entries)) {
+    writeFileSync(join(dir, `${name}.pem`), issued.pem);
+    writeFileSync(join(dir, `${name}.key`), await issued.keyPem(), { mode: 0o600 });
+  }
+}
+
+/**
+ * x5t#S256 computed by an independent oracle: the openssl CLI
+ * (`openssl x509 -outform DER | openssl dgst -sha256 -binary`), then base64url without padding.
+ */
+export function opensslThumbprint(pem: string): string {
+  const der = execFileSync('openssl', ['x509', '-outform', 'DER'], { input: pem });
+  const digest = execFileSync('openssl', ['dgst', '-sha256', '-binary'], { input: der });
+  return digest.toString('base64').replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
