@@ -1,0 +1,40 @@
+/**
+ * The narrow, typed slice of Kong's PDK this plugin uses, as kong-pdk exposes it over the plugin
+ * server: every call is a round trip to Kong and returns a Promise. kong-pdk maps camelCase names
+ * to Kong's snake_case functions (`getHeaders` -> `kong.request.get_headers`). Kong sends back only
+ * the FIRST return value of each function (Kong >= 3.0), so a PDK error usually arrives as null.
+ *
+ * kong-pdk's bundled .d.ts files are not usable; this interface is ours and lists only what we call.
+ */
+
+/** `kong.request.get_headers()`: lower-cased names; a repeated header is an array of its values. */
+export type KongHeaders = Readonly<Record<string, string | readonly string[]>>;
+
+export interface KongPdk {
+  readonly request: {
+    /** https://docs.konghq.com/gateway/latest/plugin-development/pdk/kong.request/#kongrequestget_headersmax_headers */
+    getHeaders(maxHeaders?: number): Promise<KongHeaders | null>;
+  };
+  readonly client: {
+    /** The direct peer address unless real_ip settings rewrite it. */
+    getIp(): Promise<string | null>;
+  };
+  readonly ip: {
+    /** Whether `ip` is in Kong's `trusted_ips`. */
+    isTrusted(ip: string): Promise<boolean | null>;
+  };
+  readonly response: {
+    /** Ends the request; Kong sends no further Step, so the promise resolves at once. */
+    exit(status: number, body?: unknown, headers?: Readonly<Record<string, string>>): Promise<void>;
+  };
+  readonly ctx: {
+    readonly shared: {
+      set(key: string, value: unknown): Promise<void>;
+    };
+  };
+  readonly log: {
+    err(...message: string[]): Promise<void>;
+    warn(...message: string[]): Promise<void>;
+    info(...message: string[]): Promise<void>;
+  };
+}

@@ -1,0 +1,158 @@
+/**
+ * mtls-pop: the Kong adapter, in the role of a Kong plugin's handler.lua.
+ *
+ * Access phase: read the request facts through the PDK (one `get_headers`, and the peer's trust
+ * only when a certificate header is present), ask the verifier core, then either mark the request
+ * verified (`kong.ctx.shared.mtls_pop_verified = true`, which the fail-closed guard checks) or end
+ * it with the core's 400/401/403. It never throws back into the plugin server: kong-pdk answers a
+ * thrown handler with "ret" and Kong would proxy the request.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CONFIG_FIELDS } from '../src/config-schema.js';
+import { parseConfig, type MtlsPopConfig } from '../src/config.js';
+import { Verifier, type Decision, type RequestFacts } from '../src/verifier.js';
+import { failure, type AuthFailure } from '../src/errors.js';
+import { toHttpResponse } from '../src/response.js';
+import { BoundedCache } from '../src/cache.js';
+import { KongCaCertificates, kongTrustAnchors } from '../kong/ca-certificates.js';
+import { RateLimitedLog, logSafe } from '../kong/log.js';
+import type { KongHeaders, KongPdk } from '../kong/pdk.js';
+
+/** The `kong.ctx.shared` key set on success; the bundled post-function guard rejects requests without it. */
+export const VERIFIED_FLAG = 'mtls_pop_verified';
+
+/** Kong's `get_headers` returns at most this many headers (its own upper bound is 1000). */
+const MAX_HEADERS = 1000;
+
+/** Cache of `kong.ip.is_trusted` answers per peer address (trusted_ips only changes with a Kong reload). */
+const TRUST_CACHE_TTL_MS = 60_000;
+
+function headerValues(headers: KongHeaders | null, name: string): readonly string[] {
+  const value = headers?.[name.toLowerCase()];
+  if (value === undefined) return [];
+  return typeof value === 'string' ? [value] : value.filter((v): v is string => typeof v === 'string');
+}
+
+function readVersion(): string {
+  try {
+    // dist/plugins/mtls-pop.js -> package.json at the package root.
+    const pkg = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}
+
+const log = new RateLimitedLog();
+
+type InstanceState =
+  | { readonly ready: true; readonly config: MtlsPopConfig; readonly verifier: Verifier }
+  | { readonly ready: false; readonly errors: readonly string[] };
+
+function start(rawConfig: unknown): InstanceState {
+  try {
+    const parsed = parseConfig(rawConfig);
+    if (!parsed.ok) return { ready: false, errors: parsed.errors };
+    const config = parsed.config;
+    const ids = config.proof_of_possession_mtls_from_header?.ca_certificates ?? [];
+    const entities = ids.length === 0
+      ? null
+      : new KongCaCertificates(ids, { adminApiUrl: config.admin_api_url, timeoutMs: config.timeout });
+    const verifier = new Verifier(config, { trustAnchors: kongTrustAnchors(config, entities) });
+    return { ready: true, config, verifier };
+  } catch (error) {
+    return { ready: false, errors: [`plugin start failed: ${error instanceof Error ? error.message : String(error)}`] };
+  }
+}
+
+class MtlsPopPlugin {
+  readonly #state: InstanceState;
+  readonly #trustedPeers = new BoundedCache<boolean>({ maxEntries: 4096, ttlMs: TRUST_CACHE_TTL_MS });
+
+  constructor(config: unknown) {
+    this.#state = start(config);
+    if (!this.#state.ready) {
+      log.log('error', 'config', `invalid configuration, every request will be rejected: ${logSafe(this.#state.errors.join('; '), 2000)}`);
+    }
+  }
+
+  async access(kong: KongPdk): Promise<void> {
+    try {
+      await this.#access(kong);
+    } catch (error) {
+      // A PDK call failed (kong-pdk throws on StepError) or a bug: reject, never proxy.
+      const name = error instanceof Error ? error.name : typeof error;
+      log.log('error', 'internal', `unexpected ${logSafe(name)} in access phase; request rejected`);
+      await this.#reject(kong, failure('internal_error', 'the request could not be verified'), null, null);
+    }
+  }
+
+  async #access(kong: KongPdk): Promise<void> {
+    const state = this.#state;
+    if (!state.ready) {
+      log.log('error', 'config', `invalid configuration: ${logSafe(state.errors.join('; '), 2000)}`);
+      await this.#reject(kong, failure('internal_error', 'the plugin is misconfigured'), null, null);
+      return;
+    }
+    const { config, verifier } = state;
+    const headers = await kong.request.getHeaders(MAX_HEADERS);
+    const fromHeader = config.proof_of_possession_mtls_from_header;
+    const certificateHeader = fromHeader === null ? [] : headerValues(headers, fromHeader.certificate_header_name);
+    const chainName = fromHeader?.certificate_chain_header_name ?? null;
+    const facts: RequestFacts = {
+      authorization: headerValues(headers, 'authorization'),
+      certificateHeader,
+      certificateChainHeader: chainName === null ? [] : headerValues(headers, chainName),
+      peerTrusted: certificateHeader.length > 0 && fromHeader !== null && fromHeader.secure_source
+        ? await this.#peerTrusted(kong)
+        : true,
+      host: headerValues(headers, 'host')[0] ?? null,
+    };
+    const decision = await verifier.verify(facts);
+    if (decision.allow) {
+      await kong.ctx.shared.set(VERIFIED_FLAG, true);
+      return;
+    }
+    await this.#reject(kong, decision.failure, decision, null);
+  }
+
+  /** `kong.ip.is_trusted(kong.client.get_ip())`, cached per address. */
+  async #peerTrusted(kong: KongPdk): Promise<boolean> {
+    const ip = await kong.client.getIp();
+    if (typeof ip !== 'string' || ip.length === 0) return false;
+    const cached = this.#trustedPeers.get(ip);
+    if (cached !== undefined) return cached;
+    const trusted = (await kong.ip.isTrusted(ip)) === true;
+    this.#trustedPeers.set(ip, trusted);
+    if (!trusted) {
+      log.log('warn', `untrusted:${ip}`, `certificate header from untrusted peer ${logSafe(ip)} ignored (not in trusted_ips)`);
+    }
+    return trusted;
+  }
+
+  async #reject(kong: KongPdk, rejection: AuthFailure, decision: Decision | null, realm: string | null): Promise<void> {
+    const response = decision !== null && !decision.allow
+      ? decision.response
+      : toHttpResponse(rejection, {
+        realm: realm ?? (this.#state.ready ? this.#state.config.realm : null) ?? 'kong',
+        unauthorizedMessage: this.#state.ready ? this.#state.config.unauthorized_error_message : 'Unauthorized',
+        forbiddenMessage: this.#state.ready ? this.#state.config.forbidden_error_message : 'Forbidden',
+        displayErrors: false,
+      });
+    if (rejection.reason !== 'token_missing') {
+      const cert = decision?.certificate;
+      const who = cert === null || cert === undefined ? '' : ` cert=${cert.thumbprint} subject="${logSafe(cert.subject)}"`;
+      log.log('warn', rejection.reason,
+        `rejected ${response.status} reason=${rejection.reason}${who}: ${logSafe(rejection.detail)}`);
+    }
+    await kong.response.exit(response.status, response.body, response.headers);
+  }
+}
+
+export const Plugin = MtlsPopPlugin;
+export const Name = 'mtls-pop';
+export const Schema = CONFIG_FIELDS;
+export const Version = readVersion();
+/** Kong authentication priority: as openid-connect (1050), before acl (950) and rate limiting (910). */
+export const Priority = 1050;

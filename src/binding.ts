@@ -1,0 +1,74 @@
+/**
+ * Certificate binding of access tokens: RFC 8705 section 3.
+ *
+ * The token carries the confirmation method `cnf` (RFC 7800 section 3.1) with member `x5t#S256`: the
+ * base64url-encoded SHA-256 thumbprint of the DER certificate the token was issued to
+ * (RFC 8705 section 3.1). The resource server compares it with the thumbprint of the certificate it
+ * received and MUST reject a mismatch with 401 `invalid_token` (RFC 8705 section 3).
+ */
+import { timingSafeEqual } from 'node:crypto';
+import type { PopMode } from './config.js';
+import { ok, fail, type Result } from './errors.js';
+
+/** A base64url SHA-256 digest without padding: 32 bytes are exactly 43 characters. */
+const X5T_S256 = /^[A-Za-z0-9_-]{43}$/;
+
+/** Extracts `cnf["x5t#S256"]` from verified claims: absent -> null; present but malformed -> failure. */
+export function boundThumbprint(claims: Readonly<Record<string, unknown>>): Result<string | null> {
+  if (!Object.prototype.hasOwnProperty.call(claims, 'cnf')) return ok(null);
+  const cnf = claims['cnf'];
+  if (typeof cnf !== 'object' || cnf === null || Array.isArray(cnf)) {
+    return fail('token_cnf_malformed', 'the cnf claim is not a JSON object');
+  }
+  if (!Object.prototype.hasOwnProperty.call(cnf, 'x5t#S256')) {
+    // A cnf with other confirmation methods only (jkt for DPoP, jwk, ...) is not bound to a certificate.
+    return ok(null);
+  }
+  const value: unknown = (cnf as Record<string, unknown>)['x5t#S256'];
+  if (typeof value !== 'string' || value.length === 0) {
+    return fail('token_cnf_malformed', 'cnf x5t#S256 is not a non-empty string');
+  }
+  if (!X5T_S256.test(value)) {
+    const hint = /^[0-9a-fA-F]{64}$/.test(value)
+      ? ' (it looks like hex; RFC 8705 requires base64url)'
+      : value.endsWith('=') ? ' (base64url must not be padded)' : '';
+    return fail('token_cnf_malformed', `cnf x5t#S256 is not a base64url SHA-256 thumbprint${hint}`);
+  }
+  return ok(value);
+}
+
+/** Constant-time comparison of two thumbprints of equal (fixed) length. */
+function sameThumbprint(a: string, b: string): boolean {
+  const left = Buffer.from(a, 'latin1');
+  const right = Buffer.from(b, 'latin1');
+  return left.length === right.length && timingSafeEqual(left, right);
+}
+
+/**
+ * Decides whether the certificate requirement applies to a verified token.
+ * strict: always; optional: only when the token carries `cnf.x5t#S256`; off: never.
+ */
+export function requiresCertificate(mode: PopMode, bound: string | null): boolean {
+  return mode === 'strict' || (mode === 'optional' && bound !== null);
+}
+
+/**
+ * Checks the binding of a verified token to the presented certificate's thumbprint.
+ * `certificateThumbprint` is null when no (trusted) certificate was presented.
+ */
+export function checkBinding(mode: PopMode, bound: string | null, certificateThumbprint: string | null): Result<void> {
+  if (mode === 'off') return ok(undefined);
+  if (bound === null) {
+    return mode === 'strict'
+      ? fail('token_not_bound', 'the access token is not certificate-bound (no cnf x5t#S256 claim)')
+      : ok(undefined);
+  }
+  if (certificateThumbprint === null) {
+    return fail('certificate_missing', 'the access token is certificate-bound but no client certificate was presented');
+  }
+  if (!sameThumbprint(bound, certificateThumbprint)) {
+    return fail('certificate_thumbprint_mismatch',
+      'the client certificate thumbprint does not match the x5t#S256 claim');
+  }
+  return ok(undefined);
+}
