@@ -11,6 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
+import * as asn1js from 'asn1js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -54,13 +55,17 @@ export interface IssueOptions {
   readonly rsa?: boolean;
   /** Extra extensions, e.g. name constraints built by a test. */
   readonly extensions?: readonly x509.Extension[];
+  /** Reuse this key pair instead of generating one (cross-certificates, re-issued CAs). */
+  readonly keys?: CryptoKeyPair;
+  /** Hash the issuer signs with (default SHA-256), e.g. 'SHA-1' for a weak signature. */
+  readonly signingHash?: 'SHA-1' | 'SHA-256' | 'SHA-384' | 'SHA-512';
 }
 
 const DAY = 24 * 3600 * 1000;
 
 export async function issue(options: IssueOptions): Promise<Issued> {
   const alg = options.rsa === true ? RSA : EC;
-  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const keys = options.keys ?? (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
   const extensions: x509.Extension[] = [];
   const isCa = options.ca === true;
   if (options.noBasicConstraints !== true) {
@@ -92,12 +97,12 @@ export async function issue(options: IssueOptions): Promise<Issued> {
   const cert = options.issuer === undefined
     ? await x509.X509CertificateGenerator.createSelfSigned({
       serialNumber, name: options.subject, notBefore, notAfter, keys, extensions,
-      signingAlgorithm: options.rsa === true ? RSA : SIGN_EC,
+      signingAlgorithm: withHash(keys.privateKey.algorithm.name === 'ECDSA' ? SIGN_EC : RSA, options.signingHash),
     })
     : await x509.X509CertificateGenerator.create({
       serialNumber, subject: options.subject, issuer: options.issuer.cert.subjectName, notBefore, notAfter,
       publicKey: keys.publicKey, signingKey: options.issuer.keys.privateKey, extensions,
-      signingAlgorithm: options.issuer.keys.privateKey.algorithm.name === 'ECDSA' ? SIGN_EC : RSA,
+      signingAlgorithm: withHash(options.issuer.keys.privateKey.algorithm.name === 'ECDSA' ? SIGN_EC : RSA, options.signingHash),
     });
   const der = Buffer.from(cert.rawData);
   return {
@@ -107,6 +112,10 @@ export async function issue(options: IssueOptions): Promise<Issued> {
       return toPem(pkcs8, 'PRIVATE KEY');
     },
   };
+}
+
+function withHash<T extends Algorithm>(algorithm: T, hash: string | undefined): T {
+  return hash === undefined ? algorithm : { ...algorithm, hash };
 }
 
 /** PEM armour with 64-column lines and a trailing newline, as openssl writes it. */
@@ -165,4 +174,59 @@ export function opensslThumbprint(pem: string): string {
   const der = execFileSync('openssl', ['x509', '-outform', 'DER'], { input: pem });
   const digest = execFileSync('openssl', ['dgst', '-sha256', '-binary'], { input: der });
   return digest.toString('base64').replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+/** Subtrees of a NameConstraints extension (RFC 5280 section 4.2.1.10); IPs as "10.0.0.0/8". */
+export interface NameSubtrees {
+  readonly dns?: readonly string[];
+  readonly email?: readonly string[];
+  readonly uri?: readonly string[];
+  readonly ip?: readonly string[];
+  /** Directory names as DER (e.g. `new x509.Name('O=Example').toArrayBuffer()`). */
+  readonly dirNames?: readonly ArrayBuffer[];
+}
+
+/** A NameConstraints extension (critical by default) built with asn1js. */
+export function nameConstraintsExtension(
+  constraints: { readonly permitted?: NameSubtrees; readonly excluded?: NameSubtrees },
+  critical = true,
+): x509.Extension {
+  const ia5 = (tagNumber: number, value: string) =>
+    new asn1js.Primitive({ idBlock: { tagClass: 3, tagNumber }, valueHex: Buffer.from(value, 'ascii') });
+  const ipWithMask = (cidr: string): Uint8Array => {
+    const [address = '', bitsText] = cidr.split('/');
+    const bytes = address.includes(':') ? ipv6Bytes(address) : Uint8Array.from(address.split('.').map(Number));
+    const bits = Number(bitsText ?? bytes.length * 8);
+    const mask = new Uint8Array(bytes.length).map((_, i) => {
+      const remaining = Math.max(0, Math.min(8, bits - i * 8));
+      return (0xff << (8 - remaining)) & 0xff;
+    });
+    return Uint8Array.from([...bytes, ...mask]);
+  };
+  const subtrees = (tree: NameSubtrees) => [
+    ...(tree.email ?? []).map((v) => ia5(1, v)),
+    ...(tree.dns ?? []).map((v) => ia5(2, v)),
+    ...(tree.dirNames ?? []).map((der) => new asn1js.Constructed({
+      idBlock: { tagClass: 3, tagNumber: 4 }, value: [asn1js.fromBER(der).result],
+    })),
+    ...(tree.uri ?? []).map((v) => ia5(6, v)),
+    ...(tree.ip ?? []).map((v) => new asn1js.Primitive({ idBlock: { tagClass: 3, tagNumber: 7 }, valueHex: ipWithMask(v) })),
+  ].map((base) => new asn1js.Sequence({ value: [base] }));
+  const parts: asn1js.Constructed[] = [];
+  if (constraints.permitted !== undefined) {
+    parts.push(new asn1js.Constructed({ idBlock: { tagClass: 3, tagNumber: 0 }, value: subtrees(constraints.permitted) }));
+  }
+  if (constraints.excluded !== undefined) {
+    parts.push(new asn1js.Constructed({ idBlock: { tagClass: 3, tagNumber: 1 }, value: subtrees(constraints.excluded) }));
+  }
+  return new x509.Extension('2.5.29.30', critical, new asn1js.Sequence({ value: parts }).toBER());
+}
+
+function ipv6Bytes(address: string): Uint8Array {
+  const [head = '', tail] = address.split('::');
+  const groups = (s: string) => (s === '' ? [] : s.split(':').map((g) => parseInt(g, 16)));
+  const h = groups(head);
+  const t = tail === undefined ? [] : groups(tail);
+  const all = [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t];
+  return Uint8Array.from(all.flatMap((g) => [g >> 8, g & 0xff]));
 }

@@ -1,0 +1,115 @@
+#!/usr/bin/env node
+/**
+ * mtls-pop-pluginserver: Kong's external plugin server for mtls-pop, built on kong-pdk 0.6.0's own
+ * Server and Listener (same protocol, same flags as `kong-js-pluginserver`), with these fixes:
+ * - events ended by `kong.response.exit`/`error`, or answered "ret" at once, are released
+ *   (kong-pdk keeps them forever: ~1.6 KB per rejected request);
+ * - a streaming MessagePack reader: back-to-back or malformed messages close one connection at
+ *   worst, never the process;
+ * - logs go to stderr, scrubbed, and never include RPC arguments (tokens, certificates), at any
+ *   verbosity; stdout carries only the `--dump-all-plugins` JSON;
+ * - SIGTERM/SIGINT close the listener and remove the socket.
+ *
+ * Kong configuration (kong.conf or KONG_* variables):
+ *   pluginserver_names = mtls-pop
+ *   pluginserver_mtls_pop_socket = /usr/local/kong/js_pluginserver.sock
+ *   pluginserver_mtls_pop_start_cmd = /usr/local/bin/mtls-pop-pluginserver -d /usr/local/kong/js-plugins
+ *   pluginserver_mtls_pop_query_cmd = /usr/local/bin/mtls-pop-pluginserver -d /usr/local/kong/js-plugins --dump-all-plugins
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { encode } from '@msgpack/msgpack';
+import { parseCli, USAGE, type CliOptions } from './pluginserver/cli.js';
+import { RedactingLogger, scrubSecrets } from './pluginserver/logger.js';
+import { PluginServer } from './pluginserver/server.js';
+import { StreamingListener } from './pluginserver/listener.js';
+
+type StdoutWrite = (chunk: string | Uint8Array, callback?: (err?: Error | null) => void) => boolean;
+
+/**
+ * Keeps the real stdout for the dump and sends everything else written there (plugins' console.log,
+ * library warnings) to stderr. Kong merges both streams into its log when it runs the server.
+ */
+function claimStdout(): StdoutWrite {
+  const stdout = process.stdout;
+  const real = stdout.write.bind(stdout) as StdoutWrite;
+  const toStderr = process.stderr.write.bind(process.stderr) as StdoutWrite;
+  (stdout as unknown as { write: StdoutWrite }).write = toStderr;
+  return real;
+}
+
+function packageVersion(): string {
+  for (const candidate of [join(__dirname, '..', '..', 'package.json'), join(__dirname, '..', 'package.json')]) {
+    try {
+      const pkg = JSON.parse(readFileSync(candidate, 'utf8')) as { name?: unknown; version?: unknown };
+      if (pkg.name === 'kong-plugin-mtls-pop' && typeof pkg.version === 'string') return pkg.version;
+    } catch {
+      // try the next location
+    }
+  }
+  return 'unknown';
+}
+
+function fail(message: string): never {
+  process.stderr.write(`mtls-pop-pluginserver: ${message}\n`);
+  process.exit(1);
+}
+
+async function dump(server: PluginServer, options: CliOptions, writeStdout: StdoutWrite): Promise<void> {
+  let output: string | Uint8Array;
+  if (options.dumpPluginInfo !== undefined) {
+    output = encode(await server.GetPluginInfo(options.dumpPluginInfo));
+  } else {
+    const infos = [];
+    for (const name of server.getPlugins().keys()) infos.push(await server.GetPluginInfo(name));
+    output = `${JSON.stringify(infos)}\n`;
+  }
+  server.close();
+  writeStdout(output, () => process.exit(0));
+}
+
+function serve(server: PluginServer, options: CliOptions, logger: RedactingLogger): void {
+  const listener = new StreamingListener(server, join(options.kongPrefix, options.sockName), logger);
+  const netServer = listener.serve();
+  netServer.on('error', () => {
+    if (!netServer.listening) void shutdown(1);
+  });
+
+  let stopping = false;
+  async function shutdown(code: number): Promise<void> {
+    if (stopping) return;
+    stopping = true;
+    logger.info(`stopping (pid ${process.pid})`);
+    server.close();
+    await listener.close();
+    process.exit(code);
+  }
+  process.on('SIGTERM', () => { void shutdown(0); });
+  process.on('SIGINT', () => { void shutdown(0); });
+  // A plugin's stray asynchronous error must not take every request down with it (Kong would
+  // proxy them all, fail-open, until it respawns the server).
+  process.on('uncaughtException', (err) => { logger.error(`uncaught exception: ${scrubSecrets(String(err?.stack ?? err))}`); });
+  process.on('unhandledRejection', (reason) => { logger.error(`unhandled rejection: ${scrubSecrets(String(reason instanceof Error ? reason.stack : reason))}`); });
+}
+
+function main(): void {
+  const writeStdout = claimStdout();
+  const parsed = parseCli(process.argv.slice(2));
+  if (parsed.kind === 'error') fail(`${parsed.message}\n\n${USAGE}`);
+  if (parsed.kind === 'help') { writeStdout(USAGE); return; }
+  if (parsed.kind === 'version') { writeStdout(`${packageVersion()}\n`); return; }
+  const options = parsed.options;
+  if (!existsSync(options.pluginsDirectory) || !statSync(options.pluginsDirectory).isDirectory()) {
+    fail(`plugins directory ${options.pluginsDirectory} does not exist`);
+  }
+  const logger = new RedactingLogger({ level: options.verbose > 0 ? 'debug' : 'info' });
+  const server = new PluginServer({ pluginDir: options.pluginsDirectory, logger });
+  if (options.dumpAllPlugins || options.dumpPluginInfo !== undefined) {
+    dump(server, options, writeStdout).catch((err: unknown) => fail(err instanceof Error ? err.message : String(err)));
+    return;
+  }
+  if (server.getPlugins().size === 0) logger.warn(`no plugin loaded from ${options.pluginsDirectory}`);
+  serve(server, options, logger);
+}
+
+main();

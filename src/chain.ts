@@ -1,0 +1,649 @@
+/**
+ * Certification path validation against configured trust anchors (RFC 5280 section 6).
+ *
+ * The path is built from the leaf through the untrusted certificates of the header (any order,
+ * junk and loops tolerated, search bounded) to a configured anchor, checking each signature on
+ * the way. Every complete path found is then checked; the first that passes wins, else the first
+ * failure is reported:
+ *   - leaf: not a CA (`certificate_is_ca`); extKeyUsage, when present, allows clientAuth or
+ *     anyExtendedKeyUsage, and keyUsage, when present, allows digitalSignature or keyAgreement
+ *     (`certificate_not_for_client_auth`, OpenSSL's "SSL client" purpose);
+ *   - every certificate: no critical extension we do not process (section 4.2);
+ *   - every issuer, the anchor included: basicConstraints cA, keyUsage keyCertSign when present,
+ *     pathLenConstraint (section 6.1.4 (k), (l), (n)), extKeyUsage allowing clientAuth when present;
+ *   - name constraints of every CA on the path, the anchor included, for all subordinate
+ *     certificates except self-issued intermediates (section 6.1.3 (b), (c));
+ *   - validity now of every certificate, the anchor included (section 6.1.3 (a)(2)).
+ * `certificate_chain_invalid` covers the structural failures; time failures are reported last.
+ *
+ * Trust (OpenSSL's X509_V_FLAG_PARTIAL_CHAIN semantics): without `allowPartialChain` a path must
+ * end at a configured self-signed certificate (a root); a configured intermediate is only a step on
+ * the way. With it, any configured certificate ends the path, even the leaf itself. Unlike
+ * OpenSSL, a configured self-signed leaf is not accepted without `allowPartialChain`.
+ *
+ * Not supported, rejected rather than ignored: the policy extensions policyConstraints (always),
+ * policyMappings and inhibitAnyPolicy (when critical), and name constraints on otherName,
+ * x400Address, ediPartyName and registeredID. Policies themselves are accepted as with an
+ * initial policy set of anyPolicy and no explicit policy required (section 6.1.1 (c), (f)), in
+ * which case they cannot make a path fail. SHA-1 and MD5 signatures are not accepted.
+ *
+ * Verdicts (successes and failures) are cached by a hash of the presented certificates. A success
+ * never outlives the earliest notAfter on its path; a failure lives at most a minute and never past
+ * the moment a not-yet-valid certificate becomes valid.
+ */
+import { createHash, verify as verifySignatureBytes, X509Certificate, type KeyObject } from 'node:crypto';
+import { BoundedCache } from './cache.js';
+import {
+  KEY_USAGE, OID, parseCertificate, subjectPublicKey,
+  type CertificateFacts, type DistinguishedName, type GeneralName, type NameConstraints, type ParsedCertificate,
+} from './certificate.js';
+import { fail, failure, ok, type AuthFailure, type Result } from './errors.js';
+
+export interface ChainOptions {
+  readonly allowPartialChain: boolean;
+  /** Most verdicts cached; 0 disables caching (of verdicts and of issuer public keys). */
+  readonly cacheSize: number;
+  /** Verdict TTL in milliseconds; never past the notAfter of any certificate on the path. */
+  readonly cacheTtlMs: number;
+  /** Clock (epoch milliseconds), for tests. */
+  readonly now?: () => number;
+}
+
+/** More presented certificates than this is refused outright (the header parser normally bounds it). */
+const MAX_CERTIFICATES = 100;
+/** Longest path tried, leaf and anchor included. */
+const MAX_PATH_LENGTH = 10;
+/** Signature checks (each may import a public key) allowed while searching one chain. */
+const MAX_SIGNATURE_CHECKS = 24;
+/** Complete paths evaluated before giving up. */
+const MAX_PATHS = 8;
+/** Longest life of a cached failure. */
+const FAILURE_TTL_MS = 60_000;
+/** Issuer public keys cached (by SPKI bytes) at most. */
+const MAX_CACHED_KEYS = 256;
+
+/** Extensions whose criticality we honour because we process them (or, for policies, see above). */
+const PROCESSED_EXTENSIONS: ReadonlySet<string> = new Set([
+  OID.basicConstraints, OID.keyUsage, OID.extKeyUsage, OID.subjectAltName, OID.nameConstraints,
+  OID.subjectKeyIdentifier, OID.authorityKeyIdentifier, OID.certificatePolicies,
+]);
+/** policyConstraints can require an explicit policy, which we do not evaluate: refused even non-critical. */
+const POLICY_CONSTRAINTS = '2.5.29.36';
+
+interface SignatureAlgorithm {
+  readonly hash: string | null;
+  readonly keyType: string;
+}
+
+/** Signature algorithms verified directly; others go through OpenSSL's X509_verify (RSA-PSS, ...). */
+const SIGNATURE_ALGORITHMS: ReadonlyMap<string, SignatureAlgorithm> = new Map([
+  ['1.2.840.113549.1.1.11', { hash: 'sha256', keyType: 'rsa' }],
+  ['1.2.840.113549.1.1.12', { hash: 'sha384', keyType: 'rsa' }],
+  ['1.2.840.113549.1.1.13', { hash: 'sha512', keyType: 'rsa' }],
+  ['1.2.840.113549.1.1.14', { hash: 'sha224', keyType: 'rsa' }],
+  ['1.2.840.10045.4.3.1', { hash: 'sha224', keyType: 'ec' }],
+  ['1.2.840.10045.4.3.2', { hash: 'sha256', keyType: 'ec' }],
+  ['1.2.840.10045.4.3.3', { hash: 'sha384', keyType: 'ec' }],
+  ['1.2.840.10045.4.3.4', { hash: 'sha512', keyType: 'ec' }],
+  ['1.3.101.112', { hash: null, keyType: 'ed25519' }],
+  ['1.3.101.113', { hash: null, keyType: 'ed448' }],
+]);
+/** md2/md5/sha1 with RSA, ecdsa-with-SHA1, dsa-with-SHA1, and the old OIW sha1WithRSA. */
+const WEAK_SIGNATURE_ALGORITHMS: ReadonlySet<string> = new Set([
+  '1.2.840.113549.1.1.2', '1.2.840.113549.1.1.4', '1.2.840.113549.1.1.5', '1.2.840.10045.4.1',
+  '1.2.840.10040.4.3', '1.3.14.3.2.29',
+]);
+
+/** A certificate that can sit on a path. Anchors are built once; header certificates per request. */
+interface PathNode {
+  readonly cert: ParsedCertificate;
+  readonly anchor: boolean;
+  /** Anchors only: self-issued and verifying under its own key. */
+  readonly selfSigned: boolean;
+  /** Anchors only: the public key, imported at construction. */
+  readonly key: KeyObject | null;
+}
+
+/** What one search through the presented certificates found. */
+interface SearchState {
+  readonly now: number;
+  pathsTried: number;
+  firstFailure: AuthFailure | null;
+  validPath: readonly PathNode[] | null;
+  signatureChecks: number;
+  limitReached: boolean;
+  weakSignature: boolean;
+  /** A configured intermediate reached while partial chains are not allowed. */
+  partialAnchor: PathNode | null;
+  readonly verified: Map<string, boolean>;
+  readonly ids: Map<PathNode, number>;
+}
+
+function nameLabel(name: DistinguishedName): string {
+  const text = name.text === '' ? '(empty name)' : name.text;
+  return text.length > 160 ? `${text.slice(0, 157)}...` : text;
+}
+
+function label(cert: ParsedCertificate): string {
+  return cert.subject.text === '' ? `serial ${cert.facts.serialNumber}` : nameLabel(cert.subject);
+}
+
+function describe(index: number, cert: ParsedCertificate, isAnchor: boolean): string {
+  if (index === 0) return `the client certificate (${label(cert)})`;
+  return `${isAnchor ? 'the trust anchor' : 'the CA certificate'} ${label(cert)}`;
+}
+
+function selfIssued(cert: ParsedCertificate): boolean {
+  return cert.subject.key === cert.issuer.key;
+}
+
+function allowsClientAuth(cert: ParsedCertificate): boolean {
+  const eku = cert.extKeyUsage;
+  return eku === null || eku.includes(OID.clientAuth) || eku.includes(OID.anyExtendedKeyUsage);
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
+}
+
+/** Cache key: SHA-256 over each certificate prefixed by its length, so boundaries are unambiguous. */
+function verdictKey(certificates: readonly Uint8Array[]): string {
+  const hash = createHash('sha256');
+  const length = Buffer.alloc(4);
+  for (const der of certificates) {
+    length.writeUInt32BE(der.length);
+    hash.update(length);
+    hash.update(der);
+  }
+  return hash.digest('base64url');
+}
+
+export class ChainValidator {
+  readonly #partial: boolean;
+  readonly #now: () => number;
+  readonly #anchors: readonly PathNode[];
+  /** Anchors by subject comparison key. */
+  readonly #anchorsBySubject: ReadonlyMap<string, readonly PathNode[]>;
+  /** Anchors by thumbprint, to recognise an anchor sent in the header. */
+  readonly #anchorsByThumbprint: ReadonlyMap<string, PathNode>;
+  readonly #verdicts: BoundedCache<Result<CertificateFacts>>;
+  readonly #keys: BoundedCache<KeyObject>;
+
+  private constructor(anchors: readonly PathNode[], options: ChainOptions) {
+    this.#partial = options.allowPartialChain;
+    this.#now = options.now ?? Date.now;
+    this.#anchors = anchors;
+    const bySubject = new Map<string, PathNode[]>();
+    const byThumbprint = new Map<string, PathNode>();
+    for (const anchor of anchors) {
+      const list = bySubject.get(anchor.cert.subject.key) ?? [];
+      list.push(anchor);
+      bySubject.set(anchor.cert.subject.key, list);
+      byThumbprint.set(anchor.cert.facts.thumbprint, anchor);
+    }
+    this.#anchorsBySubject = bySubject;
+    this.#anchorsByThumbprint = byThumbprint;
+    const cacheOptions = { ttlMs: options.cacheTtlMs, ...(options.now === undefined ? {} : { now: options.now }) };
+    this.#verdicts = new BoundedCache({ ...cacheOptions, maxEntries: options.cacheSize });
+    this.#keys = new BoundedCache({ ...cacheOptions, maxEntries: Math.min(options.cacheSize, MAX_CACHED_KEYS) });
+  }
+
+  /**
+   * Parses PEM trust anchors (several blocks per string allowed), once. A string without a
+   * certificate block, a block that is not a certificate, or no anchors at all ->
+   * `trust_anchors_unavailable`, naming the position (1-based).
+   */
+  static fromPem(anchorsPem: readonly string[], options: ChainOptions): Result<ChainValidator> {
+    const anchors: PathNode[] = [];
+    const seen = new Set<string>();
+    for (const [index, pem] of anchorsPem.entries()) {
+      const where = `trust anchor ${index + 1}`;
+      if (typeof pem !== 'string') return fail('trust_anchors_unavailable', `${where} is not a PEM string`);
+      const blocks = pemCertificates(pem);
+      if (!blocks.ok) return fail('trust_anchors_unavailable', `${where}: ${blocks.error.detail}`);
+      if (blocks.value.length === 0) return fail('trust_anchors_unavailable', `${where} contains no PEM certificate`);
+      for (const [blockIndex, der] of blocks.value.entries()) {
+        const at = `${where}, PEM block ${blockIndex + 1}`;
+        const parsed = parseCertificate(der);
+        if (!parsed.ok) return fail('trust_anchors_unavailable', `${at}: ${parsed.error.detail}`);
+        const cert = parsed.value;
+        if (seen.has(cert.facts.thumbprint)) continue;
+        seen.add(cert.facts.thumbprint);
+        let key: KeyObject;
+        try {
+          key = subjectPublicKey(cert);
+        } catch {
+          return fail('trust_anchors_unavailable', `${at}: the public key of ${label(cert)} is not supported`);
+        }
+        const selfSigned = selfIssued(cert) && keyIdsCompatible(cert, cert) && verifySignature(cert, key) === 'valid';
+        anchors.push({ cert, anchor: true, selfSigned, key });
+      }
+    }
+    if (anchors.length === 0) return fail('trust_anchors_unavailable', 'no trust anchors are configured');
+    return ok(new ChainValidator(anchors, options));
+  }
+
+  /**
+   * Validates `certificates` (DER, leaf first, then untrusted intermediates in any order) and
+   * returns the facts of the leaf. Never throws: an unexpected exception is `internal_error`.
+   */
+  async validate(certificates: readonly Uint8Array[]): Promise<Result<CertificateFacts>> {
+    try {
+      return this.#validate(certificates);
+    } catch (error) {
+      const name = error instanceof Error ? error.name : typeof error;
+      return fail('internal_error', `certificate chain validation failed unexpectedly (${name})`);
+    }
+  }
+
+  /** Verdict cache counters. */
+  stats(): { hits: number; misses: number; size: number } {
+    return this.#verdicts.stats();
+  }
+
+  #validate(certificates: readonly Uint8Array[]): Result<CertificateFacts> {
+    if (certificates.length === 0) return fail('certificate_missing', 'no client certificate was presented');
+    if (certificates.length > MAX_CERTIFICATES) {
+      return fail('certificate_too_many', `${certificates.length} certificates were presented; at most ${MAX_CERTIFICATES} are examined`);
+    }
+    const key = verdictKey(certificates);
+    const cached = this.#verdicts.get(key);
+    if (cached !== undefined) return cached;
+
+    const now = this.#now();
+    const { verdict, expiresAt } = this.#evaluate(certificates, now);
+    // Failures: short-lived, and gone when a not-yet-valid certificate becomes valid.
+    this.#verdicts.set(key, verdict, verdict.ok ? expiresAt : Math.min(expiresAt, now + FAILURE_TTL_MS));
+    return verdict;
+  }
+
+  /** The verdict, and the moment it may stop being true. */
+  #evaluate(certificates: readonly Uint8Array[], now: number): { verdict: Result<CertificateFacts>; expiresAt: number } {
+    const parsed: ParsedCertificate[] = [];
+    for (const [index, der] of certificates.entries()) {
+      const result = parseCertificate(der);
+      if (!result.ok) {
+        const which = index === 0 ? 'the client certificate' : `chain certificate ${index + 1}`;
+        return { verdict: fail('certificate_malformed', `${which}: ${result.error.detail}`), expiresAt: Number.POSITIVE_INFINITY };
+      }
+      parsed.push(result.value);
+    }
+    let becomesValidAt = Number.POSITIVE_INFINITY;
+    for (const cert of [...parsed, ...this.#anchors.map((a) => a.cert)]) {
+      if (cert.notBeforeMs > now) becomesValidAt = Math.min(becomesValidAt, cert.notBeforeMs);
+    }
+
+    const leafCert = parsed[0]!;
+    const leaf: PathNode = this.#anchorsByThumbprint.get(leafCert.facts.thumbprint)
+      ?? { cert: leafCert, anchor: false, selfSigned: false, key: null };
+    // The header certificates as path nodes: duplicates dropped, configured anchors recognised.
+    const bySubject = new Map<string, PathNode[]>();
+    const seen = new Set<string>([leafCert.facts.thumbprint]);
+    for (const cert of parsed.slice(1)) {
+      if (seen.has(cert.facts.thumbprint)) continue;
+      seen.add(cert.facts.thumbprint);
+      if (this.#anchorsByThumbprint.has(cert.facts.thumbprint)) continue; // found among the anchors anyway
+      const list = bySubject.get(cert.subject.key) ?? [];
+      list.push({ cert, anchor: false, selfSigned: false, key: null });
+      bySubject.set(cert.subject.key, list);
+    }
+
+    const state: SearchState = {
+      now, signatureChecks: 0, limitReached: false, weakSignature: false, partialAnchor: null,
+      verified: new Map(), ids: new Map(), pathsTried: 0, firstFailure: null, validPath: null,
+    };
+    this.#search([leaf], bySubject, state);
+
+    if (state.validPath !== null) {
+      return { verdict: ok(leafCert.facts), expiresAt: Math.min(...state.validPath.map((n) => n.cert.notAfterMs)) };
+    }
+    return { verdict: { ok: false, error: state.firstFailure ?? untrustedFailure(leafCert, state) }, expiresAt: becomesValidAt };
+  }
+
+  /**
+   * Depth-first path building. Each complete path is checked at once; returns true to stop the
+   * search (a valid path was found, or enough paths were tried).
+   */
+  #search(path: PathNode[], headerBySubject: ReadonlyMap<string, readonly PathNode[]>, state: SearchState): boolean {
+    const current = path[path.length - 1]!;
+    if (current.anchor) {
+      // OpenSSL partial-chain semantics; a configured leaf counts only with partial chains.
+      if (this.#partial || (current.selfSigned && path.length > 1)) {
+        state.pathsTried++;
+        const problem = checkPath(path, state.now);
+        if (problem === null) {
+          state.validPath = [...path];
+          return true;
+        }
+        state.firstFailure ??= problem;
+        return state.pathsTried >= MAX_PATHS;
+      }
+      if (path.length > 1) state.partialAnchor ??= current;
+    }
+    if (path.length >= MAX_PATH_LENGTH) {
+      state.limitReached = true;
+      return false;
+    }
+    const issuerKey = current.cert.issuer.key;
+    const candidates = [...(this.#anchorsBySubject.get(issuerKey) ?? []), ...(headerBySubject.get(issuerKey) ?? [])]
+      .filter((candidate) => !path.includes(candidate) && keyIdsCompatible(current.cert, candidate.cert));
+    // Anchors first (shortest paths), then certificates valid now, so an expired cross-certificate does not hide a good one.
+    const { now } = state;
+    const rank = (n: PathNode): number => (n.anchor ? 0 : 2) + (n.cert.notBeforeMs <= now && now <= n.cert.notAfterMs ? 0 : 1);
+    candidates.sort((a, b) => rank(a) - rank(b));
+    for (const candidate of candidates) {
+      const signed = this.#issuedBy(current, candidate, state);
+      if (state.limitReached) return false;
+      if (!signed) continue;
+      path.push(candidate);
+      const done = this.#search(path, headerBySubject, state);
+      path.pop();
+      if (done || state.limitReached) return done;
+    }
+    return false;
+  }
+
+  /** Whether `issuer`'s key verifies `child`'s signature; memoised, and counted against the search budget. */
+  #issuedBy(child: PathNode, issuer: PathNode, state: SearchState): boolean {
+    const id = (n: PathNode): number => {
+      let value = state.ids.get(n);
+      if (value === undefined) {
+        value = state.ids.size;
+        state.ids.set(n, value);
+      }
+      return value;
+    };
+    const memoKey = `${id(child)}>${id(issuer)}`;
+    const memo = state.verified.get(memoKey);
+    if (memo !== undefined) return memo;
+    if (state.signatureChecks >= MAX_SIGNATURE_CHECKS) {
+      state.limitReached = true;
+      return false;
+    }
+    state.signatureChecks++;
+    const key = issuer.key ?? this.#publicKey(issuer.cert);
+    const outcome = key === null ? 'invalid' : verifySignature(child.cert, key);
+    if (outcome === 'weak') state.weakSignature = true;
+    state.verified.set(memoKey, outcome === 'valid');
+    return outcome === 'valid';
+  }
+
+  /** The public key of a header certificate, cached by its SPKI bytes; null when node cannot import it. */
+  #publicKey(cert: ParsedCertificate): KeyObject | null {
+    const cacheKey = Buffer.from(cert.spki).toString('base64');
+    const cached = this.#keys.get(cacheKey);
+    if (cached !== undefined) return cached;
+    try {
+      const key = subjectPublicKey(cert);
+      this.#keys.set(cacheKey, key);
+      return key;
+    } catch {
+      return null;
+    }
+  }
+}
+
+function untrustedFailure(leaf: ParsedCertificate, state: SearchState): AuthFailure {
+  let detail: string;
+  if (state.partialAnchor !== null) {
+    detail = `the chain reaches the configured intermediate ${label(state.partialAnchor.cert)}, but partial chains are not allowed and no configured root CA completes it`;
+  } else if (selfIssued(leaf)) {
+    detail = `the client certificate (${label(leaf)}) is self-issued and not trusted`;
+  } else {
+    detail = `no path from the client certificate (${label(leaf)}) to a configured trust anchor; its issuer is ${nameLabel(leaf.issuer)}`;
+  }
+  if (state.limitReached) detail += ' (path search limit reached)';
+  if (state.weakSignature) detail += ' (a SHA-1 or MD5 signature was refused)';
+  return failure('certificate_untrusted', detail);
+}
+
+/** RFC 5280 section 4.2.1.1: when both key identifiers are present they must match. */
+function keyIdsCompatible(child: ParsedCertificate, issuer: ParsedCertificate): boolean {
+  if (child.authorityKeyId === null || issuer.subjectKeyId === null) return true;
+  return sameBytes(child.authorityKeyId, issuer.subjectKeyId);
+}
+
+function verifySignature(child: ParsedCertificate, key: KeyObject): 'valid' | 'invalid' | 'weak' {
+  const algorithm = SIGNATURE_ALGORITHMS.get(child.signatureAlgorithm.oid);
+  try {
+    if (algorithm !== undefined) {
+      if (key.asymmetricKeyType !== algorithm.keyType) return 'invalid';
+      return verifySignatureBytes(algorithm.hash, child.tbs, key, child.signature) ? 'valid' : 'invalid';
+    }
+    if (WEAK_SIGNATURE_ALGORITHMS.has(child.signatureAlgorithm.oid)) return 'weak';
+    return new X509Certificate(child.der).verify(key) ? 'valid' : 'invalid';
+  } catch {
+    return 'invalid';
+  }
+}
+
+/** The first rule a complete path (leaf first, anchor last) breaks, or null when it is valid. */
+function checkPath(path: readonly PathNode[], now: number): AuthFailure | null {
+  const leaf = path[0]!.cert;
+  const name = (i: number): string => describe(i, path[i]!.cert, path[i]!.anchor);
+
+  // The end entity (RFC 5280 section 4.2.1.9, 4.2.1.3, 4.2.1.12).
+  if (leaf.basicConstraints?.ca === true) {
+    return failure('certificate_is_ca', `${name(0)} is a CA certificate (basicConstraints cA is TRUE)`);
+  }
+  if (!allowsClientAuth(leaf)) {
+    return failure('certificate_not_for_client_auth', `${name(0)} has an extendedKeyUsage without clientAuth`);
+  }
+  if (leaf.keyUsage !== null && (leaf.keyUsage & (KEY_USAGE.digitalSignature | KEY_USAGE.keyAgreement)) === 0) {
+    return failure('certificate_not_for_client_auth', `${name(0)} has a keyUsage without digitalSignature or keyAgreement`);
+  }
+
+  // Extensions we cannot process (section 4.2: unrecognised critical extension -> reject).
+  for (const [i, node] of path.entries()) {
+    for (const extension of node.cert.extensions) {
+      if (extension.oid === POLICY_CONSTRAINTS) {
+        return failure('certificate_chain_invalid', `${name(i)} has policyConstraints, which are not supported`);
+      }
+      if (extension.critical && !PROCESSED_EXTENSIONS.has(extension.oid)) {
+        return failure('certificate_chain_invalid', `${name(i)} has an unsupported critical extension ${extension.oid}`);
+      }
+    }
+  }
+
+  // Issuers (section 6.1.4 (k), (l), (m), (n)).
+  let intermediatesBelow = 0;
+  for (let i = 1; i < path.length; i++) {
+    const cert = path[i]!.cert;
+    if (cert.basicConstraints?.ca !== true) {
+      return failure('certificate_chain_invalid', `${name(i)} issued a certificate but is not a CA (basicConstraints cA is not TRUE)`);
+    }
+    if (cert.keyUsage !== null && (cert.keyUsage & KEY_USAGE.keyCertSign) === 0) {
+      return failure('certificate_chain_invalid', `${name(i)} issued a certificate but its keyUsage lacks keyCertSign`);
+    }
+    const pathLen = cert.basicConstraints.pathLen;
+    if (pathLen !== null && intermediatesBelow > pathLen) {
+      return failure('certificate_chain_invalid', `${name(i)} allows ${pathLen} intermediate CA(s) below it (pathLenConstraint), the path has ${intermediatesBelow}`);
+    }
+    if (!allowsClientAuth(cert)) {
+      return failure('certificate_not_for_client_auth', `${name(i)} has an extendedKeyUsage without clientAuth`);
+    }
+    if (!selfIssued(cert)) intermediatesBelow++;
+  }
+
+  // Name constraints (section 6.1.3 (b), (c); 6.1.4 (g)).
+  for (let k = 1; k < path.length; k++) {
+    const constraints = path[k]!.cert.nameConstraints;
+    if (constraints === null) continue;
+    const unsupported = [...constraints.permitted, ...constraints.excluded].find(
+      (n) => n.type === 'other' || n.type === 'x400' || n.type === 'edi' || n.type === 'rid'
+        || (n.type === 'ip' && n.bytes.length !== 8 && n.bytes.length !== 32),
+    );
+    if (unsupported !== undefined) {
+      return failure('certificate_chain_invalid', `${name(k)} has name constraints of a form that is not supported (${unsupported.type})`);
+    }
+    for (let j = 0; j < k; j++) {
+      const subordinate = path[j]!.cert;
+      if (j > 0 && selfIssued(subordinate)) continue;
+      const violation = nameConstraintViolation(subordinate, j === 0, constraints);
+      if (violation !== null) {
+        return failure('certificate_chain_invalid', `${name(j)} violates the name constraints of ${label(path[k]!.cert)}: ${violation}`);
+      }
+    }
+  }
+
+  // Validity now, for every certificate including the anchor (section 6.1.3 (a)(2)).
+  for (const [i, node] of path.entries()) {
+    if (now < node.cert.notBeforeMs) {
+      return failure('certificate_not_yet_valid', `${name(i)} is not valid before ${new Date(node.cert.notBeforeMs).toISOString()}`);
+    }
+    if (now > node.cert.notAfterMs) {
+      return failure('certificate_expired', `${name(i)} expired at ${new Date(node.cert.notAfterMs).toISOString()}`);
+    }
+  }
+  return null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Name constraints (RFC 5280 section 4.2.1.10).
+
+const HOSTNAME = /^(?:[a-z0-9_*](?:[a-z0-9_-]*[a-z0-9_])?\.)+[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?\.?$/i;
+
+function lower(s: string): string {
+  return s.replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32));
+}
+
+function dnsWithin(name: string, constraint: string): boolean {
+  const n = lower(name).replace(/\.$/, '');
+  const c = lower(constraint).replace(/\.$/, '');
+  if (c === '') return true;
+  if (c.startsWith('.')) return n.endsWith(c);
+  return n === c || n.endsWith(`.${c}`);
+}
+
+function emailWithin(name: string, constraint: string): boolean {
+  const at = name.lastIndexOf('@');
+  if (at <= 0) return false;
+  const domain = lower(name.slice(at + 1));
+  const cAt = constraint.lastIndexOf('@');
+  if (cAt >= 0) return name.slice(0, at) === constraint.slice(0, cAt) && domain === lower(constraint.slice(cAt + 1));
+  const c = lower(constraint);
+  if (c.startsWith('.')) return domain.endsWith(c);
+  return domain === c;
+}
+
+/** The host of a URI with an authority and a DNS host name; null otherwise (IP literal, no authority). */
+function uriHost(uri: string): string | null {
+  const m = /^[a-z][a-z0-9+.-]*:\/\/(?:[^@/?#]*@)?([^:/?#]*)/i.exec(uri);
+  const host = m?.[1];
+  if (host === undefined || host === '' || host.startsWith('[') || /^\d+(?:\.\d+){3}$/.test(host)) return null;
+  return lower(host);
+}
+
+function uriWithin(host: string, constraint: string): boolean {
+  const c = lower(constraint);
+  if (c.startsWith('.')) return host.endsWith(c);
+  return host === c;
+}
+
+function ipWithin(ip: Uint8Array, constraint: Uint8Array): boolean {
+  const size = ip.length;
+  if (constraint.length !== size * 2) return false;
+  for (let i = 0; i < size; i++) {
+    const mask = constraint[size + i]!;
+    if ((ip[i]! & mask) !== (constraint[i]! & mask)) return false;
+  }
+  return true;
+}
+
+function dirWithin(name: DistinguishedName, constraint: DistinguishedName): boolean {
+  if (constraint.rdnKeys.length > name.rdnKeys.length) return false;
+  return constraint.rdnKeys.every((key, i) => name.rdnKeys[i] === key);
+}
+
+interface NamesOfType {
+  readonly dns: string[];
+  readonly email: string[];
+  readonly uri: string[];
+  readonly ip: Uint8Array[];
+  readonly dir: DistinguishedName[];
+}
+
+function namesOf(cert: ParsedCertificate, isLeaf: boolean): NamesOfType {
+  const names: NamesOfType = { dns: [], email: [], uri: [], ip: [], dir: [] };
+  for (const san of cert.subjectAltNames) {
+    if (san.type === 'dns' || san.type === 'email' || san.type === 'uri') names[san.type].push(san.value);
+    else if (san.type === 'ip') names.ip.push(san.bytes);
+    else if (san.type === 'dir') names.dir.push(san.name);
+  }
+  if (cert.subject.rdns.length > 0) names.dir.push(cert.subject);
+  for (const attribute of cert.subject.rdns.flat()) {
+    // Section 4.2.1.10: rfc822Name constraints apply to emailAddress in the subject too.
+    if (attribute.oid === OID.emailAddress && attribute.text !== null) names.email.push(attribute.text);
+    // As OpenSSL does: a leaf without dNSName SANs has a host-like CN checked as a DNS name.
+    if (isLeaf && attribute.oid === OID.commonName && attribute.text !== null && HOSTNAME.test(attribute.text)
+      && !cert.subjectAltNames.some((n) => n.type === 'dns')) {
+      names.dns.push(attribute.text);
+    }
+  }
+  return names;
+}
+
+function nameConstraintViolation(cert: ParsedCertificate, isLeaf: boolean, constraints: NameConstraints): string | null {
+  const names = namesOf(cert, isLeaf);
+  const ofType = <T extends GeneralName['type']>(list: readonly GeneralName[], type: T): Extract<GeneralName, { type: T }>[] =>
+    list.filter((n): n is Extract<GeneralName, { type: T }> => n.type === type);
+
+  const check = <N>(kind: string, values: readonly N[], render: (v: N) => string,
+    permitted: readonly ((v: N) => boolean)[], excluded: readonly ((v: N) => boolean)[]): string | null => {
+    for (const value of values) {
+      if (permitted.length > 0 && !permitted.some((p) => p(value))) return `${kind} ${render(value)} is outside the permitted subtrees`;
+      if (excluded.some((e) => e(value))) return `${kind} ${render(value)} is in an excluded subtree`;
+    }
+    return null;
+  };
+
+  const uriPermitted = ofType(constraints.permitted, 'uri');
+  const uriExcluded = ofType(constraints.excluded, 'uri');
+  if (uriPermitted.length + uriExcluded.length > 0) {
+    for (const uri of names.uri) {
+      if (uriHost(uri) === null) return `URI ${JSON.stringify(uri)} has no DNS host to check against URI constraints`;
+    }
+  }
+  return check('dNSName', names.dns, (v) => JSON.stringify(v),
+    ofType(constraints.permitted, 'dns').map((c) => (v: string) => dnsWithin(v, c.value)),
+    ofType(constraints.excluded, 'dns').map((c) => (v: string) => dnsWithin(v, c.value)))
+    ?? check('rfc822Name', names.email, (v) => JSON.stringify(v),
+      ofType(constraints.permitted, 'email').map((c) => (v: string) => emailWithin(v, c.value)),
+      ofType(constraints.excluded, 'email').map((c) => (v: string) => emailWithin(v, c.value)))
+    ?? check('URI', names.uri, (v) => JSON.stringify(v),
+      uriPermitted.map((c) => (v: string) => uriWithin(uriHost(v) ?? '', c.value)),
+      uriExcluded.map((c) => (v: string) => uriWithin(uriHost(v) ?? '', c.value)))
+    ?? check('iPAddress', names.ip, (v) => Buffer.from(v).toString('hex'),
+      ofType(constraints.permitted, 'ip').map((c) => (v: Uint8Array) => ipWithin(v, c.bytes)),
+      ofType(constraints.excluded, 'ip').map((c) => (v: Uint8Array) => ipWithin(v, c.bytes)))
+    ?? check('directoryName', names.dir, (v) => v.text,
+      ofType(constraints.permitted, 'dir').map((c) => (v: DistinguishedName) => dirWithin(v, c.name)),
+      ofType(constraints.excluded, 'dir').map((c) => (v: DistinguishedName) => dirWithin(v, c.name)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// PEM (RFC 7468).
+
+/** The DER of every CERTIFICATE block in `text`; text between blocks is ignored. */
+function pemCertificates(text: string): Result<Uint8Array[]> {
+  const out: Uint8Array[] = [];
+  const begins = text.match(/-----BEGIN [^-\r\n]*-----/g)?.length ?? 0;
+  const re = /-----BEGIN ([^-\r\n]*)-----([\s\S]*?)-----END ([^-\r\n]*)-----/g;
+  let match: RegExpExecArray | null;
+  let count = 0;
+  while ((match = re.exec(text)) !== null) {
+    count++;
+    const [, beginLabel, body, endLabel] = match;
+    if (beginLabel !== endLabel) return fail('trust_anchors_unavailable', `PEM block ${count} has mismatched BEGIN/END labels`);
+    if (beginLabel !== 'CERTIFICATE') {
+      return fail('trust_anchors_unavailable', `PEM block ${count} is a ${JSON.stringify(beginLabel?.slice(0, 40))}, not a CERTIFICATE`);
+    }
+    const base64 = (body ?? '').replace(/\s+/g, '');
+    if (base64.length === 0 || base64.length % 4 !== 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(base64)) {
+      return fail('trust_anchors_unavailable', `PEM block ${count} is not valid base64`);
+    }
+    out.push(Buffer.from(base64, 'base64'));
+  }
+  if (count !== begins) return fail('trust_anchors_unavailable', `a PEM block has no matching END line`);
+  return ok(out);
+}

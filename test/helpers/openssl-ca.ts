@@ -1,0 +1,394 @@
+/**
+ * A real CA run with the openssl CLI (`openssl req`, `openssl ca` with index.txt / serial /
+ * crlnumber, `openssl ca -revoke`, `openssl ca -gencrl`, `openssl ocsp` as responder), plus the
+ * small Node servers revocation tests put in front of it: an HTTP(S) responder wrapper that counts
+ * requests and can misbehave on demand (reset, hang, HTTP 500), and an absolute-form HTTP proxy.
+ *
+ * Everything lives in a temp dir the caller owns; every spawned process is tracked and killed by
+ * `stopAllResponders()` (and, as a last resort, when the test process exits).
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+async function openssl(args: readonly string[], cwd: string): Promise<void> {
+  await run('openssl', [...args], { cwd });
+}
+
+/** A certificate and key on disk, issued by an `OpensslCa`. */
+export interface CertFiles {
+  readonly certPath: string;
+  readonly keyPath: string;
+  readonly pem: string;
+  readonly der: Buffer;
+}
+
+export interface LeafOptions {
+  /** AIA id-ad-ocsp URL. */
+  readonly ocspUrl?: string;
+  /** CRL distribution point URL. */
+  readonly crlUrl?: string;
+  /** extendedKeyUsage value in openssl syntax; default clientAuth. */
+  readonly eku?: string;
+  /** Issue a CA certificate (basicConstraints CA:TRUE, keyCertSign/cRLSign) instead of a leaf. */
+  readonly ca?: boolean;
+  /** RSA 2048 instead of EC P-256. */
+  readonly rsa?: boolean;
+}
+
+function keyArgs(rsa: boolean): string[] {
+  return rsa ? ['-newkey', 'rsa:2048'] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'];
+}
+
+const REQ_CONFIG = `[ req ]
+distinguished_name = dn
+prompt = no
+x509_extensions = v3_ca
+[ dn ]
+CN = placeholder
+[ v3_ca ]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+`;
+
+function extensionSection(options: LeafOptions): string {
+  const lines = options.ca === true
+    ? ['basicConstraints = critical, CA:TRUE', 'keyUsage = critical, keyCertSign, cRLSign']
+    : ['basicConstraints = critical, CA:FALSE', 'keyUsage = critical, digitalSignature',
+      `extendedKeyUsage = ${options.eku ?? 'clientAuth'}`];
+  lines.push('subjectKeyIdentifier = hash', 'authorityKeyIdentifier = keyid');
+  if (options.ocspUrl !== undefined) lines.push(`authorityInfoAccess = OCSP;URI:${options.ocspUrl}`);
+  if (options.crlUrl !== undefined) lines.push(`crlDistributionPoints = URI:${options.crlUrl}`);
+  return `[ ext ]\n${lines.join('\n')}\n`;
+}
+
+let serialBase = 0x1000;
+
+/** One CA directory: ca.pem/ca.key, openssl.cnf, index.txt, serial, crlnumber, newcerts/. */
+export class OpensslCa {
+  readonly dir: string;
+  readonly files: CertFiles;
+  #fakeRevocations = 0;
+
+  private constructor(dir: string, files: CertFiles) {
+    this.dir = dir;
+    this.files = files;
+  }
+
+  get configPath(): string {
+    return join(this.dir, 'openssl.cnf');
+  }
+
+  get indexPath(): string {
+    return join(this.dir, 'index.txt');
+  }
+
+  private static prepare(dir: string): void {
+    mkdirSync(join(dir, 'newcerts'), { recursive: true });
+    mkdirSync(join(dir, 'issued'), { recursive: true });
+    writeFileSync(join(dir, 'index.txt'), '');
+    writeFileSync(join(dir, 'index.txt.attr'), 'unique_subject = no\n');
+    // Distinct serial ranges per CA so serials never collide by accident across CAs.
+    serialBase += 0x1000;
+    writeFileSync(join(dir, 'serial'), `${serialBase.toString(16)}\n`);
+    writeFileSync(join(dir, 'crlnumber'), '01\n');
+    writeFileSync(join(dir, 'req.cnf'), REQ_CONFIG);
+    writeFileSync(join(dir, 'openssl.cnf'), `[ ca ]
+default_ca = CA_default
+[ CA_default ]
+dir = ${dir}
+database = $dir/index.txt
+new_certs_dir = $dir/newcerts
+serial = $dir/serial
+crlnumber = $dir/crlnumber
+certificate = $dir/ca.pem
+private_key = $dir/ca.key
+default_md = sha256
+default_days = 30
+default_crl_days = 1
+policy = policy_any
+unique_subject = no
+copy_extensions = none
+[ policy_any ]
+commonName = supplied
+organizationName = optional
+`);
+  }
+
+  /** A self-signed root CA in `dir`. */
+  static async createRoot(dir: string, subject: string, rsa = false): Promise<OpensslCa> {
+    OpensslCa.prepare(dir);
+    await openssl(['req', '-config', 'req.cnf', '-x509', '-new', ...keyArgs(rsa), '-nodes', '-keyout', 'ca.key',
+      '-out', 'ca.pem', '-days', '30', '-subj', subject], dir);
+    return new OpensslCa(dir, readCertFiles(join(dir, 'ca.pem'), join(dir, 'ca.key')));
+  }
+
+  /** A subordinate CA in `dir`, issued by this CA (optionally with its own AIA / CRL DP). */
+  async createSubCa(dir: string, subject: string, options: Omit<LeafOptions, 'ca'> = {}): Promise<OpensslCa> {
+    OpensslCa.prepare(dir);
+    const issued = await this.issue('subca-' + subject.replace(/[^A-Za-z0-9]/g, ''), subject, { ...options, ca: true });
+    writeFileSync(join(dir, 'ca.pem'), readFileSync(issued.certPath));
+    writeFileSync(join(dir, 'ca.key'), readFileSync(issued.keyPath), { mode: 0o600 });
+    return new OpensslCa(dir, readCertFiles(join(dir, 'ca.pem'), join(dir, 'ca.key')));
+  }
+
+  /** `openssl req -new` + `openssl ca` with the extensions `options` describe. */
+  async issue(name: string, subject: string, options: LeafOptions = {}): Promise<CertFiles> {
+    const base = join(this.dir, 'issued', name);
+    writeFileSync(`${base}.ext`, extensionSection(options));
+    await openssl(['req', '-config', 'req.cnf', '-new', ...keyArgs(options.rsa === true), '-nodes',
+      '-keyout', `${base}.key`, '-out', `${base}.csr`, '-subj', subject], this.dir);
+    await openssl(['ca', '-batch', '-config', this.configPath, '-in', `${base}.csr`, '-out', `${base}.pem`,
+      '-extfile', `${base}.ext`, '-extensions', 'ext', '-notext'], this.dir);
+    return readCertFiles(`${base}.pem`, `${base}.key`);
+  }
+
+  /** `openssl ca -revoke` (recorded in index.txt). */
+  async revoke(cert: CertFiles, reason = 'keyCompromise'): Promise<void> {
+    await openssl(['ca', '-config', this.configPath, '-revoke', cert.certPath, '-crl_reason', reason], this.dir);
+  }
+
+  /**
+   * Appends `count` revoked entries with made-up serials to index.txt, so the next CRL is large
+   * (what a busy CA publishes). Serials start at 0x7e000000 and never collide with issued ones.
+   */
+  addFakeRevocations(count: number): void {
+    const lines: string[] = [];
+    for (let n = 0; n < count; n++) {
+      const i = this.#fakeRevocations++;
+      const serial = (0x7e000000 + i).toString(16).toUpperCase();
+      lines.push(`R\t491231235959Z\t240101000000Z,keyCompromise\t${serial}\tunknown\t/CN=fake-${i}`);
+    }
+    appendFileSync(this.indexPath, `${lines.join('\n')}\n`);
+  }
+
+  /** `openssl ca -gencrl`, returned as DER (what an HTTP CRL distribution point serves). */
+  async generateCrl(validity: { days?: number; hours?: number } = { days: 1 }): Promise<Buffer> {
+    const pemPath = join(this.dir, 'crl.pem');
+    const args = ['ca', '-config', this.configPath, '-gencrl', '-out', pemPath];
+    if (validity.days !== undefined) args.push('-crldays', String(validity.days));
+    if (validity.hours !== undefined) args.push('-crlhours', String(validity.hours));
+    await openssl(args, this.dir);
+    const derPath = join(this.dir, 'crl.der');
+    await openssl(['crl', '-in', pemPath, '-outform', 'DER', '-out', derPath], this.dir);
+    return readFileSync(derPath);
+  }
+
+  /**
+   * `openssl ocsp` answering for this CA's index.txt, signed by `signer` (this CA itself, a delegated
+   * responder, or anything else a test wants to try). Listens on a port the kernel picks.
+   */
+  startOcspResponder(signer: CertFiles, options: { nmin?: number; ndays?: number } = {}): Promise<OcspProcess> {
+    const args = ['ocsp', '-index', this.indexPath, '-port', '0', '-rsigner', signer.certPath, '-rkey', signer.keyPath,
+      '-CA', this.files.certPath, '-ignore_err'];
+    if (options.nmin !== undefined) args.push('-nmin', String(options.nmin));
+    else args.push('-ndays', String(options.ndays ?? 1));
+    return spawnOcsp(args, this.dir);
+  }
+}
+
+function readCertFiles(certPath: string, keyPath: string): CertFiles {
+  const pem = readFileSync(certPath, 'utf8');
+  const b64 = pem.replace(/-----(BEGIN|END) CERTIFICATE-----/g, '').replace(/\s+/g, '');
+  return { certPath, keyPath, pem, der: Buffer.from(b64, 'base64') };
+}
+
+// ---------------------------------------------------------------- spawned processes
+
+const children = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
+
+export interface OcspProcess {
+  readonly port: number;
+  readonly pid: number;
+  stop(): Promise<void>;
+}
+
+async function spawnOcsp(args: readonly string[], cwd: string): Promise<OcspProcess> {
+  const child = spawn('openssl', [...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      await exited;
+    }
+    children.delete(child);
+  };
+  const port = await new Promise<number>((resolve, reject) => {
+    let output = '';
+    const timer = setTimeout(() => reject(new Error(`openssl ocsp did not start: ${output}`)), 5000);
+    const onData = (chunk: Buffer): void => {
+      output += chunk.toString();
+      const match = /ACCEPT .*:(\d+)/.exec(output);
+      if (match?.[1] !== undefined) {
+        clearTimeout(timer);
+        resolve(Number(match[1]));
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`openssl ocsp exited with ${code}: ${output}`));
+    });
+  }).catch(async (error: unknown) => {
+    await stop();
+    throw error;
+  });
+  child.stdout?.resume();
+  child.stderr?.resume();
+  return { port, pid: child.pid ?? -1, stop };
+}
+
+export async function stopAllResponders(): Promise<void> {
+  await Promise.all([...children].map(async (child) => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      await exited;
+    }
+    children.delete(child);
+  }));
+}
+
+// ---------------------------------------------------------------- Node servers
+
+/** How a `TestServer` treats the next requests. */
+export type ServerMode = 'normal' | 'reset' | 'hang' | 'http500';
+
+export interface TestServer {
+  readonly port: number;
+  /** Requests received (in every mode). */
+  requests: number;
+  mode: ServerMode;
+  close(): Promise<void>;
+}
+
+export type Handler = (request: http.IncomingMessage, body: Buffer) => Promise<{ status: number; body: Buffer; type?: string }>;
+
+/**
+ * An HTTP (or, with `tls`, HTTPS) server on 127.0.0.1 and a kernel-chosen port that counts requests
+ * and, depending on `mode`, answers with `handler`, resets the connection, never answers, or says 500.
+ */
+export async function startTestServer(handler: Handler, tls?: { cert: string; key: string }): Promise<TestServer> {
+  const sockets = new Set<Socket>();
+  const state = { requests: 0, mode: 'normal' as ServerMode };
+  const listener = (request: http.IncomingMessage, response: http.ServerResponse): void => {
+    state.requests++;
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => {
+      if (state.mode === 'hang') return;
+      if (state.mode === 'reset') {
+        request.socket.destroy();
+        return;
+      }
+      if (state.mode === 'http500') {
+        response.writeHead(500).end('unavailable');
+        return;
+      }
+      handler(request, Buffer.concat(chunks)).then((answer) => {
+        response.writeHead(answer.status, { 'content-type': answer.type ?? 'application/octet-stream' });
+        response.end(answer.body);
+      }, () => {
+        response.writeHead(502).end();
+      });
+    });
+  };
+  const server = tls !== undefined ? https.createServer(tls, listener) : http.createServer(listener);
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  server.on('secureConnection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  return {
+    port,
+    get requests() { return state.requests; },
+    set requests(value: number) { state.requests = value; },
+    get mode() { return state.mode; },
+    set mode(value: ServerMode) { state.mode = value; },
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+      await once(server, 'close').catch(() => undefined);
+    },
+  };
+}
+
+/** A handler forwarding OCSP POSTs to an `openssl ocsp` process on 127.0.0.1:`backendPort()`. */
+export function forwardTo(backendPort: () => number): Handler {
+  return (request, body) => new Promise((resolve, reject) => {
+    const upstream = http.request({
+      host: '127.0.0.1', port: backendPort(), method: request.method, path: request.url,
+      headers: { 'content-type': request.headers['content-type'] ?? 'application/ocsp-request', 'content-length': body.length },
+    }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () => resolve({
+        status: response.statusCode ?? 502, body: Buffer.concat(chunks), type: 'application/ocsp-response',
+      }));
+      response.on('error', reject);
+    });
+    upstream.on('error', reject);
+    upstream.end(body);
+  });
+}
+
+/** A handler serving whatever `files()` maps the request path to (404 otherwise). */
+export function serveFiles(files: () => ReadonlyMap<string, Buffer>): Handler {
+  return async (request) => {
+    const body = files().get(request.url ?? '');
+    return body === undefined ? { status: 404, body: Buffer.from('not found') } : { status: 200, body, type: 'application/pkix-crl' };
+  };
+}
+
+/** A forward proxy for absolute-form plain-http requests (RFC 9112 3.2.2); counts what it relays. */
+export function startForwardProxy(): Promise<TestServer> {
+  return startTestServer((request, body) => new Promise((resolve, reject) => {
+    const target = new URL(request.url ?? '');
+    if (target.protocol !== 'http:') {
+      resolve({ status: 400, body: Buffer.from('absolute-form http URL expected') });
+      return;
+    }
+    const headers = { ...request.headers };
+    delete headers['proxy-authorization'];
+    const upstream = http.request({
+      host: target.hostname, port: target.port, method: request.method, path: `${target.pathname}${target.search}`, headers,
+    }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 502, body: Buffer.concat(chunks) }));
+      response.on('error', reject);
+    });
+    upstream.on('error', reject);
+    upstream.end(body);
+  }));
+}
+
+/** A port nothing listens on (bound once by the kernel, then released). */
+export async function closedPort(): Promise<number> {
+  const server = http.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  server.close();
+  await once(server, 'close');
+  return port;
+}
