@@ -219,8 +219,8 @@ function decodeOid(bytes: Uint8Array): string {
     else big = (big << 7n) | BigInt(byte & 0x7f);
     fresh = false;
     if ((byte & 0x80) === 0) {
-      const arc = big ?? BigInt(value);
       if (arcs.length === 0) {
+        const arc = big ?? BigInt(value);
         const first = arc < 80n ? arc / 40n : 2n;
         arcs.push(first.toString(), (arc - first * 40n).toString());
       } else {

@@ -25,7 +25,14 @@
  * policyMappings and inhibitAnyPolicy (when critical), and name constraints on otherName,
  * x400Address, ediPartyName and registeredID. Policies themselves are accepted as with an
  * initial policy set of anyPolicy and no explicit policy required (section 6.1.1 (c), (f)), in
- * which case they cannot make a path fail. SHA-1 and MD5 signatures are not accepted.
+ * which case they cannot make a path fail. SHA-1 and MD5 signatures are not accepted. Anchors
+ * need basicConstraints cA too (no X.509 v1 roots).
+ *
+ * Engine: our own path builder over `certificate.ts` and node:crypto `verify`. pkijs's
+ * CertificateChainValidationEngine was measured against it (test/bench/chain-engines.ts): it is
+ * several times slower and misses pathLenConstraint, extKeyUsage, a CA leaf, unknown critical
+ * extensions on the leaf, the partial-chain switch (any trusted certificate ends its path), and
+ * never returns on a cross-signed loop.
  *
  * Verdicts (successes and failures) are cached by a hash of the presented certificates. A success
  * never outlives the earliest notAfter on its path; a failure lives at most a minute and never past
@@ -503,6 +510,12 @@ function checkPath(path: readonly PathNode[], now: number): AuthFailure | null {
 
 const HOSTNAME = /^(?:[a-z0-9_*](?:[a-z0-9_-]*[a-z0-9_])?\.)+[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?\.?$/i;
 
+/** A name from a certificate as shown in a detail: printable ASCII only, bounded. */
+function shown(value: string): string {
+  const printable = value.replace(/[^\x20-\x7e]/g, '?');
+  return printable.length > 100 ? `${printable.slice(0, 97)}...` : printable;
+}
+
 function lower(s: string): string {
   return s.replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32));
 }
@@ -601,16 +614,16 @@ function nameConstraintViolation(cert: ParsedCertificate, isLeaf: boolean, const
   const uriExcluded = ofType(constraints.excluded, 'uri');
   if (uriPermitted.length + uriExcluded.length > 0) {
     for (const uri of names.uri) {
-      if (uriHost(uri) === null) return `URI ${JSON.stringify(uri)} has no DNS host to check against URI constraints`;
+      if (uriHost(uri) === null) return `URI ${shown(uri)} has no DNS host to check against URI constraints`;
     }
   }
-  return check('dNSName', names.dns, (v) => JSON.stringify(v),
+  return check('dNSName', names.dns, shown,
     ofType(constraints.permitted, 'dns').map((c) => (v: string) => dnsWithin(v, c.value)),
     ofType(constraints.excluded, 'dns').map((c) => (v: string) => dnsWithin(v, c.value)))
-    ?? check('rfc822Name', names.email, (v) => JSON.stringify(v),
+    ?? check('rfc822Name', names.email, shown,
       ofType(constraints.permitted, 'email').map((c) => (v: string) => emailWithin(v, c.value)),
       ofType(constraints.excluded, 'email').map((c) => (v: string) => emailWithin(v, c.value)))
-    ?? check('URI', names.uri, (v) => JSON.stringify(v),
+    ?? check('URI', names.uri, shown,
       uriPermitted.map((c) => (v: string) => uriWithin(uriHost(v) ?? '', c.value)),
       uriExcluded.map((c) => (v: string) => uriWithin(uriHost(v) ?? '', c.value)))
     ?? check('iPAddress', names.ip, (v) => Buffer.from(v).toString('hex'),
@@ -636,7 +649,7 @@ function pemCertificates(text: string): Result<Uint8Array[]> {
     const [, beginLabel, body, endLabel] = match;
     if (beginLabel !== endLabel) return fail('trust_anchors_unavailable', `PEM block ${count} has mismatched BEGIN/END labels`);
     if (beginLabel !== 'CERTIFICATE') {
-      return fail('trust_anchors_unavailable', `PEM block ${count} is a ${JSON.stringify(beginLabel?.slice(0, 40))}, not a CERTIFICATE`);
+      return fail('trust_anchors_unavailable', `PEM block ${count} is labelled ${(beginLabel ?? '').replace(/[^A-Z0-9 ]/g, '?').slice(0, 40)}, not CERTIFICATE`);
     }
     const base64 = (body ?? '').replace(/\s+/g, '');
     if (base64.length === 0 || base64.length % 4 !== 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(base64)) {

@@ -306,10 +306,12 @@ export interface CrlFields {
   readonly nextUpdate?: number;
   readonly extensions: readonly Extension[];
   /**
-   * Calls `visit` for each revoked entry with its serial (hex, see `integerHex`) and the OID of its
-   * first critical entry extension, if any. One tight pass: CRLs can hold hundreds of thousands.
+   * Visits up to `max` further revoked entries, calling `visit` with each serial (hex, see
+   * `integerHex`) and the OID of its first critical entry extension, if any; returns true once all
+   * entries have been visited. Callers yield to the event loop between slices: CRLs can hold
+   * hundreds of thousands of entries.
    */
-  forEachEntry(visit: (serialHex: string, criticalExtension: string | null) => void): void;
+  visitEntries(max: number, visit: (serialHex: string, criticalExtension: string | null) => void): boolean;
 }
 
 export function parseCrl(der: Uint8Array): CrlFields {
@@ -336,6 +338,7 @@ export function parseCrl(der: Uint8Array): CrlFields {
     const [inner] = childList(der, fields[i] as Tlv);
     extensions = extensionsOf(der, expectTag(inner, TAG.sequence, 'crlExtensions'));
   }
+  let offset = revoked?.valueStart ?? 0;
   return {
     tbs: rawOf(der, tbsSeq),
     signatureAlgorithm: algorithmOf(der, expectTag(algTlv, TAG.sequence, 'signatureAlgorithm')),
@@ -344,10 +347,9 @@ export function parseCrl(der: Uint8Array): CrlFields {
     thisUpdate,
     ...(nextUpdate !== undefined ? { nextUpdate } : {}),
     extensions,
-    forEachEntry(visit) {
-      if (revoked === undefined) return;
-      let offset = revoked.valueStart;
-      while (offset < revoked.end) {
+    visitEntries(max, visit) {
+      if (revoked === undefined) return true;
+      for (let n = 0; n < max && offset < revoked.end; n++) {
         const entry = expectTag(readTlv(der, offset, revoked.end), TAG.sequence, 'revoked entry');
         const serial = expectTag(readTlv(der, entry.valueStart, entry.end), TAG.integer, 'userCertificate');
         const date = readTlv(der, serial.end, entry.end);
@@ -365,6 +367,7 @@ export function parseCrl(der: Uint8Array): CrlFields {
         visit(fastIntegerHex(der, serial), critical);
         offset = entry.end;
       }
+      return offset >= revoked.end;
     },
   };
 }

@@ -29,7 +29,11 @@
  * `timeoutMs` is in milliseconds and applies to each responder request (an OCSP responder that
  * hangs costs `timeoutMs`, then the CRL fallback gets its own `timeoutMs`).
  */
-import { X509Certificate, createHash, createPublicKey, randomBytes, verify as verifySignatureBytes, type KeyObject } from 'node:crypto';
+import {
+  X509Certificate, createHash, createPublicKey, randomBytes, verify as verifySignatureBytes,
+  type KeyObject, type VerifyKeyObjectInput,
+} from 'node:crypto';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { BoundedCache } from './cache.js';
 import { fail, ok, type Result } from './errors.js';
 import * as der from './revocation-der.js';
@@ -120,6 +124,8 @@ const SKEW_MS = 5 * 60 * 1000;
 const MAX_OCSP_BYTES = 256 * 1024;
 const DEFAULT_MAX_CRL_BYTES = 10 * 1024 * 1024;
 const CRL_CACHE_ENTRIES = 16;
+/** CRL entries read between two yields to the event loop. */
+const CRL_ENTRIES_PER_SLICE = 4096;
 /** Parsed certificates (and their issuer signature checks) kept across checks. */
 const PARSED_CACHE_ENTRIES = 1024;
 /** Most responder URLs tried per certificate and per kind (OCSP, CRL). */
@@ -130,23 +136,47 @@ const hex = (data: Uint8Array): string => Buffer.from(data).toString('hex');
 const bytesEqual = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a.buffer, a.byteOffset, a.byteLength)
   .equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 
-/** Verifies `signature` over `data` with `key` under an X.509 AlgorithmIdentifier (RFC 5280 4.1.1.2). */
-function signatureValid(data: Uint8Array, algorithm: der.AlgorithmId, signature: Uint8Array, key: KeyObject): boolean {
+/**
+ * How node:crypto verifies a signature under an X.509 AlgorithmIdentifier (RFC 5280 4.1.1.2):
+ * digest and key options, or null when the algorithm is unknown or does not fit the key type.
+ */
+function verifierFor(algorithm: der.AlgorithmId, key: KeyObject): { digest: string | null; key: KeyObject | VerifyKeyObjectInput } | null {
   const keyType = key.asymmetricKeyType ?? '';
+  if (algorithm.oid === OID.rsaPss) {
+    if (keyType !== 'rsa' && keyType !== 'rsa-pss') return null;
+    const params = der.pssParams(algorithm.params);
+    const digest = HASH_BY_OID[params.hashOid];
+    if (digest === undefined) return null;
+    return { digest, key: { key, padding: 6 /* RSA_PKCS1_PSS_PADDING */, saltLength: params.saltLength } };
+  }
+  const known = SIGNATURE_ALGORITHMS[algorithm.oid];
+  if (known === undefined || known[0] !== keyType) return null;
+  return { digest: known[1], key };
+}
+
+function signatureValid(data: Uint8Array, algorithm: der.AlgorithmId, signature: Uint8Array, key: KeyObject): boolean {
   try {
-    if (algorithm.oid === OID.rsaPss) {
-      if (keyType !== 'rsa' && keyType !== 'rsa-pss') return false;
-      const params = der.pssParams(algorithm.params);
-      const digest = HASH_BY_OID[params.hashOid];
-      if (digest === undefined) return false;
-      return verifySignatureBytes(digest, data, { key, padding: 6 /* RSA_PKCS1_PSS_PADDING */, saltLength: params.saltLength }, signature);
-    }
-    const known = SIGNATURE_ALGORITHMS[algorithm.oid];
-    if (known === undefined || known[0] !== keyType) return false;
-    return verifySignatureBytes(known[1], data, key, signature);
+    const verifier = verifierFor(algorithm, key);
+    return verifier !== null && verifySignatureBytes(verifier.digest, data, verifier.key, signature);
   } catch {
     return false;
   }
+}
+
+/** The same, hashing on libuv's thread pool: used for CRLs, which can be megabytes long. */
+function signatureValidAsync(data: Uint8Array, algorithm: der.AlgorithmId, signature: Uint8Array, key: KeyObject): Promise<boolean> {
+  return new Promise((resolve) => {
+    try {
+      const verifier = verifierFor(algorithm, key);
+      if (verifier === null) {
+        resolve(false);
+        return;
+      }
+      verifySignatureBytes(verifier.digest, data, verifier.key, signature, (error, valid) => resolve(error === null && valid));
+    } catch {
+      resolve(false);
+    }
+  });
 }
 
 /** A certificate read once: the fields revocation checking needs, its key, and issuer checks done so far. */
@@ -497,13 +527,13 @@ export class RevocationChecker {
     const fetched = await this.#fetch(url, 'GET', this.#options.maxCrlBytes ?? DEFAULT_MAX_CRL_BYTES);
     if (!fetched.ok) return { ok: false, why: fetched.error };
     try {
-      return this.#validateCrl(fetched.body, issuer);
+      return await this.#validateCrl(fetched.body, issuer);
     } catch {
       return { ok: false, why: 'response is not a well-formed CRL' };
     }
   }
 
-  #validateCrl(body: Buffer, issuer: ParsedCert): CrlFetch {
+  async #validateCrl(body: Buffer, issuer: ParsedCert): Promise<CrlFetch> {
     let bytes: Uint8Array = body;
     // RFC 5280 4.2.1.13 says DER; a PEM-armoured CRL is accepted too.
     if (body.subarray(0, 24).toString('latin1') === '-----BEGIN X509 CRL-----') {
@@ -511,7 +541,7 @@ export class RevocationChecker {
     }
     const crl = der.parseCrl(bytes);
     if (!bytesEqual(crl.issuer, issuer.fields.subject)) return { ok: false, why: 'CRL issuer is not the certificate issuer (ignored)' };
-    if (!signatureValid(crl.tbs, crl.signatureAlgorithm, crl.signature, issuer.key)) {
+    if (!(await signatureValidAsync(crl.tbs, crl.signatureAlgorithm, crl.signature, issuer.key))) {
       return { ok: false, why: 'CRL is not signed by the issuer (ignored)' };
     }
     const problem = currencyProblem(crl.thisUpdate, crl.nextUpdate, this.#now());
@@ -531,11 +561,12 @@ export class RevocationChecker {
     }
     const serials = new Set<string>();
     let unsupported: string | null = null;
-    crl.forEachEntry((serial, critical) => {
+    const visit = (serial: string, critical: string | null): void => {
       // A critical entry extension (certificateIssuer of an indirect CRL, for one) is not understood.
       if (critical !== null) unsupported ??= critical;
       serials.add(serial);
-    });
+    };
+    while (!crl.visitEntries(CRL_ENTRIES_PER_SLICE, visit)) await yieldToEventLoop();
     if (unsupported !== null) return { ok: false, why: `CRL entry has an unsupported critical extension ${unsupported} (ignored)` };
     return {
       ok: true,

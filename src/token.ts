@@ -229,6 +229,12 @@ function checkTimes(claims: Readonly<Record<string, unknown>>, nowMs: number, le
 function checkClaims(claims: Record<string, unknown>, nowMs: number, policy: TokenPolicy): Result<void> {
   const times = checkTimes(claims, nowMs, policy.leewayS);
   if (!times.ok) return times;
+  // Keycloak marks its token kinds with a `typ` claim (Bearer, ID, Refresh, Logout): only an
+  // access token may be used as a bearer token. RFC 9068 access tokens carry no such claim.
+  const typ = claims['typ'];
+  if (typ !== undefined && (typeof typ !== 'string' || typ.toLowerCase() !== 'bearer')) {
+    return fail('token_type_not_allowed', 'the token is not an access token (typ claim is not Bearer)');
+  }
   const issuer = checkIssuer(claims['iss'], policy.issuersAllowed);
   if (!issuer.ok) return issuer;
   const audience = checkAudience(claims['aud'], policy.audienceRequired);

@@ -162,6 +162,24 @@ describe('certificateFacts', () => {
     assert.equal(leaf.value.version, 3);
   });
 
+  it('extension OIDs decode exactly, including arcs beyond 2^53 and a first arc of 2 (certificate made by openssl)', () => {
+    const oids = ['2.25.329800735698586629295641978511506172918', '2.999.1', '1.3.6.1.4.1.55555.4294967296'];
+    const dir = mkdtempSync(join(tmpdir(), 'mtls-pop-oid-'));
+    try {
+      execFileSync('openssl', [
+        'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'k.pem'),
+        '-out', join(dir, 'c.pem'), '-days', '1', '-subj', '/CN=oids', '-outform', 'DER',
+        ...oids.flatMap((oid) => ['-addext', `${oid}=DER:05:00`]),
+      ], { stdio: 'ignore' });
+      const parsed = parseCertificate(readFileSync(join(dir, 'c.pem')));
+      assert.ok(parsed.ok, parsed.ok ? '' : parsed.error.detail);
+      const found = parsed.value.extensions.map((e) => e.oid);
+      for (const oid of oids) assert.ok(found.includes(oid), `${oid} not in ${found.join(' ')}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('garbage, truncation, trailing bytes and an empty buffer are certificate_malformed', () => {
     const der = pki.client.der;
     const cases: Uint8Array[] = [

@@ -98,6 +98,17 @@ test('Keycloak-shaped RS256 access token verifies and returns its claims, deeply
   assert.deepEqual(jwks.stats(), { fetches: 1, failures: 0 });
 });
 
+test('Keycloak ID and refresh tokens (claim typ ID / Refresh) are not access tokens: token_type_not_allowed', async () => {
+  const { verifier } = setup();
+  for (const typ of ['ID', 'Refresh', 'Logout', 42]) {
+    const token = await idp.sign({ ...keycloakClaims(), typ, jti: randomUUID() });
+    const result = await verifier.verify(token);
+    assert.ok(!result.ok);
+    assert.equal(result.error.reason, 'token_type_not_allowed');
+    assert.equal(result.error.detail, 'the token is not an access token (typ claim is not Bearer)');
+  }
+});
+
 test('RFC 9068 at+jwt access token (ES256) verifies, typ matched case-insensitively', async () => {
   const { verifier } = setup({ audienceRequired: ['https://rs.example.com/'] });
   const claims = {

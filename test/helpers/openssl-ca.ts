@@ -2,7 +2,8 @@
  * A real CA run with the openssl CLI (`openssl req`, `openssl ca` with index.txt / serial /
  * crlnumber, `openssl ca -revoke`, `openssl ca -gencrl`, `openssl ocsp` as responder), plus the
  * small Node servers revocation tests put in front of it: an HTTP(S) responder wrapper that counts
- * requests and can misbehave on demand (reset, hang, HTTP 500), and an absolute-form HTTP proxy.
+ * requests and can misbehave on demand (reset, hang, HTTP 500), an absolute-form HTTP proxy, and
+ * OCSP responses crafted with pkijs when a test needs an answer `openssl ocsp` would never give.
  *
  * Everything lives in a temp dir the caller owns; every spawned process is tracked and killed by
  * `stopAllResponders()` (and, as a last resort, when the test process exits).
@@ -15,6 +16,9 @@ import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { createHash, webcrypto } from 'node:crypto';
+import * as asn1js from 'asn1js';
+import * as pkijs from 'pkijs';
 
 const run = promisify(execFile);
 
@@ -77,6 +81,7 @@ export class OpensslCa {
   readonly dir: string;
   readonly files: CertFiles;
   #fakeRevocations = 0;
+  #outsideIndex = 0;
 
   private constructor(dir: string, files: CertFiles) {
     this.dir = dir;
@@ -148,6 +153,21 @@ organizationName = optional
       '-keyout', `${base}.key`, '-out', `${base}.csr`, '-subj', subject], this.dir);
     await openssl(['ca', '-batch', '-config', this.configPath, '-in', `${base}.csr`, '-out', `${base}.pem`,
       '-extfile', `${base}.ext`, '-extensions', 'ext', '-notext'], this.dir);
+    return readCertFiles(`${base}.pem`, `${base}.key`);
+  }
+
+  /**
+   * Signs a certificate with this CA's key WITHOUT recording it in index.txt (`openssl x509 -req`),
+   * so `openssl ocsp` answers "unknown" for it: a certificate the responder does not know.
+   */
+  async issueOutsideIndex(name: string, subject: string, options: LeafOptions = {}): Promise<CertFiles> {
+    const base = join(this.dir, 'issued', name);
+    writeFileSync(`${base}.ext`, extensionSection(options));
+    await openssl(['req', '-config', 'req.cnf', '-new', ...keyArgs(options.rsa === true), '-nodes',
+      '-keyout', `${base}.key`, '-out', `${base}.csr`, '-subj', subject], this.dir);
+    await openssl(['x509', '-req', '-in', `${base}.csr`, '-CA', this.files.certPath, '-CAkey', this.files.keyPath,
+      '-set_serial', `0x${(0x7f000000 + ++this.#outsideIndex).toString(16)}`, '-days', '30',
+      '-extfile', `${base}.ext`, '-extensions', 'ext', '-out', `${base}.pem`], this.dir);
     return readCertFiles(`${base}.pem`, `${base}.key`);
   }
 
@@ -391,4 +411,106 @@ export async function closedPort(): Promise<number> {
   server.close();
   await once(server, 'close');
   return port;
+}
+
+// ---------------------------------------------------------------- crafted OCSP responses (pkijs)
+
+/** What a crafted response should get wrong (or do differently) on purpose. */
+export interface CraftOptions {
+  /** Certificate status to claim; default good. */
+  readonly status?: 'good' | 'revoked' | 'unknown';
+  /** ResponderID byKey instead of byName. */
+  readonly byKey?: boolean;
+  /** Answer with a SHA-256 CertID instead of echoing the request's (SHA-1) CertID. */
+  readonly sha256CertId?: boolean;
+  /** Flip a bit of issuerNameHash / of the serial, so the answer is about something else. */
+  readonly wrongNameHash?: boolean;
+  readonly wrongSerial?: boolean;
+  /** Omit nextUpdate; default nextUpdate is thisUpdate + 1 hour. */
+  readonly noNextUpdate?: boolean;
+  /** responseStatus other than successful (0): no responseBytes then. */
+  readonly responseStatus?: number;
+  /** Echo the request nonce (default true). */
+  readonly echoNonce?: boolean;
+}
+
+const engine = new pkijs.CryptoEngine({ name: 'node-webcrypto', crypto: webcrypto as unknown as Crypto });
+
+/**
+ * An OCSP response built and signed with pkijs (an implementation independent of the code under
+ * test) for the request `requestDer`, signed by `signer` (certificate + EC P-256 PKCS#8 key files),
+ * answering about a certificate of `issuer`.
+ */
+export async function craftOcspResponse(requestDer: Uint8Array, signer: CertFiles, issuer: CertFiles, options: CraftOptions = {}): Promise<Buffer> {
+  if (options.responseStatus !== undefined && options.responseStatus !== 0) {
+    const failed = new pkijs.OCSPResponse({ responseStatus: new asn1js.Enumerated({ value: options.responseStatus }) });
+    return Buffer.from(failed.toSchema().toBER());
+  }
+  const request = pkijs.OCSPRequest.fromBER(new Uint8Array(requestDer));
+  const asked = request.tbsRequest.requestList[0]?.reqCert;
+  if (asked === undefined) throw new Error('request without CertID');
+  const signerCert = pkijs.Certificate.fromBER(new Uint8Array(signer.der));
+  const issuerCert = pkijs.Certificate.fromBER(new Uint8Array(issuer.der));
+
+  let certID = new pkijs.CertID({
+    hashAlgorithm: asked.hashAlgorithm, issuerNameHash: asked.issuerNameHash, issuerKeyHash: asked.issuerKeyHash,
+    serialNumber: asked.serialNumber,
+  });
+  if (options.sha256CertId === true) {
+    const subjectDigest = createHash('sha256').update(new Uint8Array(issuerCert.subject.toSchema().toBER())).digest();
+    const keyDigest = createHash('sha256').update(issuerCert.subjectPublicKeyInfo.subjectPublicKey.valueBlock.valueHexView).digest();
+    certID = new pkijs.CertID({
+      hashAlgorithm: new pkijs.AlgorithmIdentifier({ algorithmId: '2.16.840.1.101.3.4.2.1', algorithmParams: new asn1js.Null() }),
+      issuerNameHash: new asn1js.OctetString({ valueHex: subjectDigest }),
+      issuerKeyHash: new asn1js.OctetString({ valueHex: keyDigest }),
+      serialNumber: asked.serialNumber,
+    });
+  }
+  const flipLast = (bytes: Uint8Array): Uint8Array => {
+    const copy = new Uint8Array(bytes);
+    copy[copy.length - 1] = (copy[copy.length - 1] ?? 0) ^ 1;
+    return copy;
+  };
+  if (options.wrongNameHash === true) {
+    certID.issuerNameHash = new asn1js.OctetString({ valueHex: flipLast(certID.issuerNameHash.valueBlock.valueHexView) });
+  }
+  if (options.wrongSerial === true) {
+    certID.serialNumber = new asn1js.Integer({ valueHex: flipLast(certID.serialNumber.valueBlock.valueHexView) });
+  }
+
+  const now = new Date();
+  const thisUpdate = new Date(now.getTime() - 60 * 1000);
+  const status = options.status ?? 'good';
+  const certStatus = status === 'revoked'
+    ? new asn1js.Constructed({ idBlock: { tagClass: 3, tagNumber: 1 }, value: [new asn1js.GeneralizedTime({ valueDate: thisUpdate })] })
+    : new asn1js.Primitive({ idBlock: { tagClass: 3, tagNumber: status === 'good' ? 0 : 2 }, lenBlockLength: 1 });
+  const single = new pkijs.SingleResponse({
+    certID, certStatus, thisUpdate,
+    ...(options.noNextUpdate === true ? {} : { nextUpdate: new Date(thisUpdate.getTime() + 3600 * 1000) }),
+  });
+
+  const basic = new pkijs.BasicOCSPResponse();
+  basic.tbsResponseData.responderID = options.byKey === true
+    ? new asn1js.OctetString({
+      valueHex: createHash('sha1').update(signerCert.subjectPublicKeyInfo.subjectPublicKey.valueBlock.valueHexView).digest(),
+    })
+    : signerCert.subject;
+  basic.tbsResponseData.producedAt = now;
+  basic.tbsResponseData.responses = [single];
+  const nonce = request.tbsRequest.requestExtensions?.find((e) => e.extnID === '1.3.6.1.5.5.7.48.1.2');
+  if (nonce !== undefined && options.echoNonce !== false) basic.tbsResponseData.responseExtensions = [nonce];
+  basic.certs = [signerCert];
+
+  const keyDer = Buffer.from(readFileSync(signer.keyPath, 'utf8').replace(/-----(BEGIN|END) PRIVATE KEY-----/g, ''), 'base64');
+  const key = await webcrypto.subtle.importKey('pkcs8', keyDer, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']);
+  await basic.sign(key, 'SHA-256', engine);
+
+  const response = new pkijs.OCSPResponse({
+    responseStatus: new asn1js.Enumerated({ value: 0 }),
+    responseBytes: new pkijs.ResponseBytes({
+      responseType: '1.3.6.1.5.5.7.48.1.1',
+      response: new asn1js.OctetString({ valueHex: basic.toSchema().toBER() }),
+    }),
+  });
+  return Buffer.from(response.toSchema().toBER());
 }
