@@ -21,6 +21,8 @@ export interface CertificateFacts {
   readonly subjectAltNames: readonly string[];
   readonly notBefore: Date;
   readonly notAfter: Date;
+  /** Set by path validation: the earliest notAfter on the validated path (the verdict's end). */
+  readonly pathNotAfter?: Date;
 }
 
 /** x5t#S256 of a certificate: base64url without padding of SHA-256 over its DER (RFC 8705 section 3.1). */
@@ -258,13 +260,12 @@ function serialHex(bytes: Uint8Array): string {
   if (bytes.length > 1 && ((bytes[0] === 0 && (bytes[1]! & 0x80) === 0) || (bytes[0] === 0xff && (bytes[1]! & 0x80) !== 0))) {
     throw new DerError('non-minimal serial number');
   }
-  const hex = Buffer.from(bytes).toString('hex');
-  let value = BigInt(`0x${hex}`);
-  const negative = (bytes[0]! & 0x80) !== 0;
-  if (negative) value = (1n << BigInt(bytes.length * 8)) - value;
-  let out = value.toString(16).toUpperCase();
+  const hex = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex').toUpperCase();
+  if ((bytes[0]! & 0x80) === 0) return bytes.length > 1 && bytes[0] === 0 ? hex.slice(2) : hex;
+  // A negative serial (not allowed by RFC 5280 section 4.1.2.2, but seen): minus its magnitude.
+  let out = ((1n << BigInt(bytes.length * 8)) - BigInt(`0x${hex}`)).toString(16).toUpperCase();
   if (out.length % 2 === 1) out = `0${out}`;
-  return negative ? `-${out}` : out;
+  return `-${out}`;
 }
 
 function decodeTime(buf: Uint8Array, tlv: Tlv): number {
@@ -342,7 +343,7 @@ function decodeDirectoryString(tag: number, bytes: Uint8Array): string | null {
 
 /** ASCII-only case folding, so that no Unicode case mapping can make two different names equal. */
 function asciiLower(s: string): string {
-  return s.replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32));
+  return s.replace(/[A-Z]+/g, (run) => run.toLowerCase());
 }
 
 function canonicalValue(attr: NameAttribute): string {
@@ -430,7 +431,7 @@ function printable(value: string): string {
   return value.replace(/[^\x20-\x7e]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
-export function formatIp(bytes: Uint8Array): string {
+function formatIp(bytes: Uint8Array): string {
   if (bytes.length === 4) return Array.from(bytes).join('.');
   if (bytes.length !== 16) return `#${Buffer.from(bytes).toString('hex')}`;
   const groups: number[] = [];

@@ -30,7 +30,7 @@
  *
  * Engine: our own path builder over `certificate.ts` and node:crypto `verify`. pkijs's
  * CertificateChainValidationEngine was measured against it (test/bench/chain-engines.ts): it is
- * several times slower and misses pathLenConstraint, extKeyUsage, a CA leaf, unknown critical
+ * about ten times slower and misses pathLenConstraint, extKeyUsage, a CA leaf, unknown critical
  * extensions on the leaf, the partial-chain switch (any trusted certificate ends its path), and
  * never returns on a cross-signed loop.
  *
@@ -222,7 +222,8 @@ export class ChainValidator {
         } catch {
           return fail('trust_anchors_unavailable', `${at}: the public key of ${label(cert)} is not supported`);
         }
-        const selfSigned = selfIssued(cert) && keyIdsCompatible(cert, cert) && verifySignature(cert, key) === 'valid';
+        // An anchor's own signature proves nothing (it is trusted by configuration), so a SHA-1 self-signature still counts.
+        const selfSigned = selfIssued(cert) && keyIdsCompatible(cert, cert) && verifySignature(cert, key, true) === 'valid';
         anchors.push({ cert, anchor: true, selfSigned, key });
       }
     }
@@ -302,7 +303,8 @@ export class ChainValidator {
     this.#search([leaf], bySubject, state);
 
     if (state.validPath !== null) {
-      return { verdict: ok(leafCert.facts), expiresAt: Math.min(...state.validPath.map((n) => n.cert.notAfterMs)) };
+      const expiresAt = Math.min(...state.validPath.map((n) => n.cert.notAfterMs));
+      return { verdict: ok(Object.freeze({ ...leafCert.facts, pathNotAfter: new Date(expiresAt) })), expiresAt };
     }
     return { verdict: { ok: false, error: state.firstFailure ?? untrustedFailure(leafCert, state) }, expiresAt: becomesValidAt };
   }
@@ -410,14 +412,15 @@ function keyIdsCompatible(child: ParsedCertificate, issuer: ParsedCertificate): 
   return sameBytes(child.authorityKeyId, issuer.subjectKeyId);
 }
 
-function verifySignature(child: ParsedCertificate, key: KeyObject): 'valid' | 'invalid' | 'weak' {
+/** Checks `child`'s signature under `key`: directly for common algorithms, else through OpenSSL. */
+function verifySignature(child: ParsedCertificate, key: KeyObject, allowWeak = false): 'valid' | 'invalid' | 'weak' {
   const algorithm = SIGNATURE_ALGORITHMS.get(child.signatureAlgorithm.oid);
   try {
     if (algorithm !== undefined) {
       if (key.asymmetricKeyType !== algorithm.keyType) return 'invalid';
       return verifySignatureBytes(algorithm.hash, child.tbs, key, child.signature) ? 'valid' : 'invalid';
     }
-    if (WEAK_SIGNATURE_ALGORITHMS.has(child.signatureAlgorithm.oid)) return 'weak';
+    if (!allowWeak && WEAK_SIGNATURE_ALGORITHMS.has(child.signatureAlgorithm.oid)) return 'weak';
     return new X509Certificate(child.der).verify(key) ? 'valid' : 'invalid';
   } catch {
     return 'invalid';
@@ -516,8 +519,9 @@ function shown(value: string): string {
   return printable.length > 100 ? `${printable.slice(0, 97)}...` : printable;
 }
 
+/** ASCII-only case folding (RFC 5280 section 7.2 compares DNS labels ASCII case-insensitively). */
 function lower(s: string): string {
-  return s.replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32));
+  return s.replace(/[A-Z]+/g, (run) => run.toLowerCase());
 }
 
 function dnsWithin(name: string, constraint: string): boolean {

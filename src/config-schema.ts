@@ -65,7 +65,13 @@ export const FROM_HEADER_FIELDS: SchemaFields = [
   { revocation_check_mode: { type: 'string', required: true, default: 'IGNORE_CA_ERROR', one_of: REVOCATION_MODES,
       description: 'SKIP, IGNORE_CA_ERROR (reject only certificates proven revoked) or STRICT.' } },
   { http_timeout: { type: 'number', required: true, default: 30000, between: [1, 600000],
-      description: 'Milliseconds allowed for a revocation responder.' } },
+      description: 'Milliseconds allowed for each revocation responder request.' } },
+  { ocsp_responder_url: { type: 'string',
+      description: 'OCSP responder used instead of the one named in the certificate (AIA).' } },
+  { revocation_check_whole_chain: { type: 'boolean', required: true, default: false,
+      description: 'Check every certificate of the path that carries revocation info, not only the leaf.' } },
+  { http_proxy_host: { type: 'string', description: 'HTTP proxy for plain-http revocation responders.' } },
+  { http_proxy_port: { type: 'integer', between: [1, 65535], description: 'Port of http_proxy_host.' } },
 ];
 
 /** The whole config record, top-level keys in Kong openid-connect order where shared. */

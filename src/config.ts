@@ -29,6 +29,10 @@ export interface FromHeaderConfig {
   readonly cert_cache_ttl: number;
   readonly revocation_check_mode: RevocationMode;
   readonly http_timeout: number;
+  readonly ocsp_responder_url: string | null;
+  readonly revocation_check_whole_chain: boolean;
+  readonly http_proxy_host: string | null;
+  readonly http_proxy_port: number | null;
 }
 
 export interface MtlsPopConfig {
@@ -184,9 +188,14 @@ function checkCrossField(config: MtlsPopConfig, errors: string[]): void {
       errors.push('proof_of_possession_mtls_from_header.ca_certificates: list at least one CA (or use ca_certificates_pem)');
     }
   }
-  if (fromHeader !== null && fromHeader.certificate_header_format === 'rfc9440'
-      && fromHeader.certificate_chain_header_name === null) {
-    // Not an error: the chain header is optional; a leaf-only deployment is common.
+  if (fromHeader !== null) {
+    const prefix = 'proof_of_possession_mtls_from_header';
+    if (fromHeader.ocsp_responder_url !== null && !isHttpUrl(fromHeader.ocsp_responder_url)) {
+      errors.push(`${prefix}.ocsp_responder_url: expected an http(s) URL`);
+    }
+    if ((fromHeader.http_proxy_host === null) !== (fromHeader.http_proxy_port === null)) {
+      errors.push(`${prefix}.http_proxy_host: set http_proxy_host and http_proxy_port together`);
+    }
   }
 }
 

@@ -128,7 +128,7 @@ export function fetchBounded(url: URL, options: BoundedFetchOptions): Promise<Fe
       });
       response.on('end', () => finish({ ok: true, body: Buffer.concat(chunks, size) }));
       response.on('error', (error) => finish({ ok: false, error: `${describeError(error)}${via}` }));
-      response.on('aborted', () => finish({ ok: false, error: `connection closed mid-answer${via}` }));
+      response.on('close', () => finish({ ok: false, error: `connection closed mid-answer${via}` }));
     });
     const deadline = setTimeout(() => {
       finish({ ok: false, error: `no answer within ${options.timeoutMs} ms${via}` });

@@ -20,11 +20,21 @@
  * "revoked" does not reject (anyone able to forge answers could otherwise deny service to any
  * client), it counts as "no answer" like a forged "good".
  *
+ * Which certificates: the leaf; with `checkWholePath`, also every further certificate of the path
+ * that names an OCSP responder or a CRL distribution point, up to (not including) a configured
+ * trust anchor or a self-issued root. Each certificate's issuer is found among chain + anchors by
+ * name (byte-equal DER) and signature. `ocspUrlOverride` replaces the AIA OCSP URLs of every
+ * certificate checked; the CRL distribution points stay the certificate's own.
+ *
  * Caching: verdicts are keyed by issuer (hash of its public key and name) + serial, never by subject
  * DN (two CAs can issue the same DN), bounded in entries, kept at most `cacheTtlMs` milliseconds
  * and never past the answer's nextUpdate. Network failures and invalid answers are never cached.
  * Concurrent checks of one certificate share one lookup. CRLs are downloaded (at most 10 MiB),
- * verified and turned into a serial set once, kept in a small bounded cache keyed by URL + issuer.
+ * verified and turned into a serial set once, kept in a small bounded cache keyed by URL + issuer;
+ * a large CRL's signature is checked on the thread pool and its entries are read in slices with
+ * yields to the event loop in between.
+ *
+ * Parsing uses the small DER reader in `revocation-der.ts`, not pkijs (see there for why).
  *
  * `timeoutMs` is in milliseconds and applies to each responder request (an OCSP responder that
  * hangs costs `timeoutMs`, then the CRL fallback gets its own `timeoutMs`).
@@ -125,7 +135,7 @@ const MAX_OCSP_BYTES = 256 * 1024;
 const DEFAULT_MAX_CRL_BYTES = 10 * 1024 * 1024;
 const CRL_CACHE_ENTRIES = 16;
 /** CRL entries read between two yields to the event loop. */
-const CRL_ENTRIES_PER_SLICE = 4096;
+const CRL_ENTRIES_PER_SLICE = 1024;
 /** Parsed certificates (and their issuer signature checks) kept across checks. */
 const PARSED_CACHE_ENTRIES = 1024;
 /** Most responder URLs tried per certificate and per kind (OCSP, CRL). */
@@ -319,17 +329,28 @@ export class RevocationChecker {
   async #check(chain: readonly Uint8Array[], anchors: readonly Uint8Array[]): Promise<Result<RevocationOutcome>> {
     const strict = this.#options.mode === 'STRICT';
     if (chain.length === 0) return fail('internal_error', 'revocation check called without a certificate');
-    const path = chain.map((c) => this.#parse(c));
-    const anchorCerts = anchors.map((c) => this.#parse(c));
+    // The leaf must be readable (a failure here is internal_error); any other certificate this
+    // reader cannot parse simply cannot serve as an issuer.
+    const leafCert = this.#parse(chain[0] as Uint8Array);
+    const readable = (list: readonly Uint8Array[]): ParsedCert[] => list.flatMap((c) => {
+      try {
+        return [this.#parse(c)];
+      } catch {
+        return [];
+      }
+    });
+    const path = [leafCert, ...readable(chain.slice(1))];
+    const anchorCerts = readable(anchors);
     const anchorIds = new Set(anchorCerts.map((a) => a.id));
     const candidates = [...path, ...anchorCerts];
 
     // Walk leaf -> issuer -> ... and collect [certificate, issuer] pairs to check. The walk stops at
-    // a trust anchor (trusted by configuration, never checked) or a self-issued certificate.
+    // a trust anchor above the leaf (trusted by configuration, never checked) or a self-issued
+    // certificate. The leaf is always checked, even when it is itself pinned as an anchor.
     const toCheck: Array<{ cert: ParsedCert; issuer: ParsedCert }> = [];
-    let current = path[0] as ParsedCert;
+    let current = leafCert;
     for (let depth = 0; depth < candidates.length; depth++) {
-      if (anchorIds.has(current.id)) break;
+      if (depth > 0 && anchorIds.has(current.id)) break;
       const subject = current;
       const issuer = candidates.find((c) => c.id !== subject.id && subject.isIssuedBy(c));
       if (issuer === undefined) {
@@ -344,8 +365,7 @@ export class RevocationChecker {
       if (this.#options.checkWholePath !== true || issuer.isIssuedBy(issuer)) break;
       current = issuer;
     }
-    // The leaf itself is a configured trust anchor: nothing to check.
-    if (toCheck.length === 0) return ok({ checked: 0, source: 'none' });
+    if (toCheck.length === 0) return fail('internal_error', 'revocation check found no certificate to check');
 
     const verdicts = await Promise.all(toCheck.map(async ({ cert, issuer }) => ({ cert, ...(await this.#statusOf(cert, issuer)) })));
     for (const { cert, verdict } of verdicts) {

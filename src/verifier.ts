@@ -10,7 +10,9 @@
  *   binding.ts     cnf x5t#S256 == thumbprint of the certificate (RFC 8705 section 3)
  *   response.ts    rejection -> 400/401/403 with an RFC 6750 challenge
  */
+import { hash } from 'node:crypto';
 import type { MtlsPopConfig } from './config.js';
+import { BoundedCache } from './cache.js';
 import { fail, failure, ok, type AuthFailure, type Result } from './errors.js';
 import { extractBearerToken } from './bearer.js';
 import { decodeCertificateHeader } from './header.js';
@@ -104,9 +106,21 @@ export class Verifier {
   readonly #tokens: TokenVerifier;
   readonly #trustAnchors: TrustAnchorProvider;
   readonly #revocation: RevocationChecker | null;
+  /**
+   * Verified certificates by hash of the raw header value(s): a repeat request skips decoding,
+   * path validation and the revocation lookup. Only successes are kept, for at most
+   * `cert_cache_ttl` and never past the leaf's notAfter; an entry is only used with the trust
+   * anchors it was verified against.
+   */
+  readonly #certificates: BoundedCache<{ readonly anchors: TrustAnchors; readonly facts: CertificateFacts }>;
 
   constructor(config: MtlsPopConfig, deps: VerifierDependencies = {}) {
     this.#config = config;
+    this.#certificates = new BoundedCache({
+      maxEntries: config.cache_size,
+      ttlMs: config.proof_of_possession_mtls_from_header?.cert_cache_ttl ?? 0,
+      ...(deps.now === undefined ? {} : { now: deps.now }),
+    });
     const jwks = deps.jwks ?? new JwksSource({
       issuer: config.issuer,
       jwksUri: config.jwks_endpoint,
@@ -137,6 +151,11 @@ export class Verifier {
         cacheTtlMs: fromHeader.cert_cache_ttl,
         cacheSize: config.cache_size,
         sslVerify: fromHeader.ssl_verify,
+        ocspUrlOverride: fromHeader.ocsp_responder_url,
+        httpProxy: fromHeader.http_proxy_host === null || fromHeader.http_proxy_port === null
+          ? null
+          : `http://${fromHeader.http_proxy_host}:${fromHeader.http_proxy_port}`,
+        checkWholePath: fromHeader.revocation_check_whole_chain,
         ...(deps.now === undefined ? {} : { now: deps.now }),
       });
   }
@@ -202,20 +221,26 @@ export class Verifier {
     if (chainValues.length > 1) {
       return fail('certificate_header_multiple', `the certificate chain header was sent ${chainValues.length} times`);
     }
-    const decoded = decodeCertificateHeader(values[0] ?? '', fromHeader.certificate_header_format, {
-      maxHeaderSize: fromHeader.max_header_size,
-      maxChainLength: fromHeader.max_chain_length,
-    }, chainValues[0] ?? null);
-    if (!decoded.ok) return decoded;
-
+    const value = values[0] ?? '';
+    const chainValue = chainValues[0] ?? null;
     const anchors = await this.#trustAnchors();
     if (!anchors.ok) return anchors;
+    const key = hash('sha256', chainValue === null ? value : `${value}\u0000${chainValue}`, 'base64');
+    const cached = this.#certificates.get(key);
+    if (cached !== undefined && cached.anchors === anchors.value) return ok(cached.facts);
+
+    const decoded = decodeCertificateHeader(value, fromHeader.certificate_header_format, {
+      maxHeaderSize: fromHeader.max_header_size,
+      maxChainLength: fromHeader.max_chain_length,
+    }, chainValue);
+    if (!decoded.ok) return decoded;
     const validated = await anchors.value.validator.validate(decoded.value);
     if (!validated.ok) return validated;
     if (this.#revocation !== null) {
       const revocation = await this.#revocation.check(decoded.value, anchors.value.anchorsDer);
       if (!revocation.ok) return revocation;
     }
+    this.#certificates.set(key, { anchors: anchors.value, facts: validated.value }, (validated.value.pathNotAfter ?? validated.value.notAfter).getTime());
     return validated;
   }
 
@@ -230,7 +255,7 @@ export class Verifier {
   }
 
   /** Cache statistics, for metrics and benchmarks. */
-  stats(): { tokens: { hits: number; misses: number; size: number } } {
-    return { tokens: this.#tokens.stats() };
+  stats(): { tokens: { hits: number; misses: number; size: number }; certificates: { hits: number; misses: number; size: number } } {
+    return { tokens: this.#tokens.stats(), certificates: this.#certificates.stats() };
   }
 }

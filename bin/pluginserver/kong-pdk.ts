@@ -6,6 +6,29 @@
  * re-implements the protocol.
  */
 import type { Server as NetServer } from 'node:net';
+import { dirname } from 'node:path';
+
+/**
+ * kong-pdk's `lib/mod.js` calls `require('ts-node').register()` when it is loaded, which pulls in
+ * a whole TypeScript compiler (about 60 MB of RSS and a slower start) so that `.ts` plugins can
+ * be required. This server loads compiled JavaScript only, so ts-node is replaced by a no-op
+ * before kong-pdk is loaded. `.ts` files in the plugins directory are skipped with a warning.
+ */
+function skipTsNode(): void {
+  let tsNodePath: string;
+  try {
+    tsNodePath = require.resolve('ts-node', { paths: [dirname(require.resolve('kong-pdk/package.json'))] });
+  } catch {
+    return; // not installed: nothing to skip
+  }
+  if (require.cache[tsNodePath] !== undefined) return;
+  const stub = new (require('node:module') as typeof import('node:module'))(tsNodePath);
+  stub.filename = tsNodePath;
+  stub.loaded = true;
+  stub.exports = { register: (): undefined => undefined };
+  require.cache[tsNodePath] = stub;
+}
+skipTsNode();
 
 /** The logger interface kong-pdk's Server and Listener call (node-color-log's subset). */
 export interface PluginServerLogger {
@@ -42,6 +65,14 @@ export interface PluginInfo {
   readonly Schema: { readonly name: string; readonly fields: readonly unknown[] };
 }
 
+/** `plugin.StartInstance` answer. */
+export interface InstanceStatus {
+  readonly Name: string;
+  readonly Id: number;
+  readonly Config: unknown;
+  readonly StartTime: number;
+}
+
 /** A loaded plugin module (kong-pdk `lib/mod.js` Module). */
 export interface StockPluginModule {
   readonly name: string;
@@ -60,6 +91,9 @@ export interface StockServer {
   getPlugins(): Map<string, StockPluginModule>;
   getLogger(): PluginServerLogger;
   GetPluginInfo(name: string): Promise<PluginInfo>;
+  GetStatus(): Promise<Record<string, unknown>>;
+  StartInstance(config: { readonly Name: string; readonly Config: string }): Promise<InstanceStatus>;
+  CloseInstance(instanceId: number): Promise<unknown>;
   HandleEvent(event: HandleEventArgs): Promise<StepReply>;
   step(data: StepArgs, isError: boolean): Promise<StepReply>;
 }

@@ -12,7 +12,8 @@
  * after `eventTtlMs` without activity.
  *
  * Plugin discovery is also made tolerant: entries kong-pdk would crash on or misread
- * (a sub-directory without an index, `x.d.ts`, source maps) are skipped with a warning.
+ * (a sub-directory without an index, `x.d.ts`, source maps) are skipped with a warning, and so
+ * are `.ts` sources (see kong-pdk.ts: ts-node is not loaded).
  */
 import { readdirSync } from 'node:fs';
 import { join, parse } from 'node:path';
@@ -65,6 +66,10 @@ export class PluginServer extends StockServerClass {
     for (const entry of readdirSync(dir)) {
       if (entry.startsWith('.') || entry.includes('node_modules')) continue;
       if (entry.endsWith('.d.ts') || entry.endsWith('.map')) continue;
+      if (entry.endsWith('.ts')) {
+        this.logger.warn(`skipping "${entry}": TypeScript sources are not loaded, ship compiled JavaScript`);
+        continue;
+      }
       let filePath: string;
       try {
         filePath = require.resolve(join(dir, entry));
@@ -100,6 +105,12 @@ export class PluginServer extends StockServerClass {
     const reply = await super.step(data, isError);
     this.settle(reply);
     return reply;
+  }
+
+  /** kong-pdk's status RPC, plus the number of unfinished events (`Events`) for monitoring and tests. */
+  override async GetStatus(): Promise<Record<string, unknown>> {
+    const base = await super.GetStatus();
+    return { ...base, Events: this.events.size };
   }
 
   /** Number of events still waiting for a Step (for tests and status). */

@@ -2,7 +2,7 @@
  * Compares certificate path validation engines: correctness on the rules `src/chain.ts` must
  * enforce, then cold cost per validation (leaf + intermediate + root, no verdict cache).
  *
- *   npx tsc -p . && node dist/test/bench/chain-engines.js [iterations]
+ *   npx tsc -p . && node dist/test/bench/chain-engines.js [rounds]
  *
  * Engines:
  *   ours            ChainValidator (src/chain.ts): own DER parser + node:crypto verify, cacheSize 0
@@ -16,6 +16,7 @@
  */
 import 'reflect-metadata';
 import { webcrypto, X509Certificate } from 'node:crypto';
+import { cpus, loadavg } from 'node:os';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import * as x509 from '@peculiar/x509';
 import * as pkijs from 'pkijs';
@@ -127,18 +128,33 @@ function pad(s: string, n: number): string {
   return s.length >= n ? `${s.slice(0, n - 1)}…` : s + ' '.repeat(n - s.length);
 }
 
-async function timeIt(name: string, iterations: number, fn: (i: number) => Promise<void>): Promise<number> {
-  for (let i = 0; i < Math.min(50, iterations); i++) await fn(i);
-  const started = process.hrtime.bigint();
-  for (let i = 0; i < iterations; i++) await fn(i);
-  const us = Number(process.hrtime.bigint() - started) / iterations / 1000;
-  console.log(`  ${pad(name, 40)} ${us.toFixed(0).padStart(7)} us/validation  (${iterations} runs)`);
-  return us;
+type Engine = readonly [name: string, run: (i: number) => Promise<void>];
+
+/**
+ * Cost per call of each engine. The engines run round-robin (one call each per round), so load
+ * from other processes on the machine hits them alike; mean and median over the rounds.
+ */
+async function timeEngines(rounds: number, engines: readonly Engine[]): Promise<void> {
+  for (let i = 0; i < 30; i++) for (const [, run] of engines) await run(i);
+  const samples = engines.map(() => [] as number[]);
+  for (let i = 0; i < rounds; i++) {
+    for (const [e, [, run]] of engines.entries()) {
+      const started = process.hrtime.bigint();
+      await run(i);
+      samples[e]!.push(Number(process.hrtime.bigint() - started) / 1000);
+    }
+  }
+  for (const [e, [name]] of engines.entries()) {
+    const list = samples[e]!.sort((x, y) => x - y);
+    const mean = list.reduce((a, b) => a + b, 0) / list.length;
+    const median = list[Math.floor(list.length / 2)]!;
+    console.log(`  ${pad(name, 46)} mean ${mean.toFixed(0).padStart(6)} us   median ${median.toFixed(0).padStart(6)} us`);
+  }
 }
 
 async function main(): Promise<void> {
   x509.cryptoProvider.set(webcrypto as unknown as Crypto);
-  const iterations = Number(process.argv[2] ?? 300);
+  const rounds = Number(process.argv[2] ?? 300);
   const { list, pki } = await scenarios();
 
   // --- correctness
@@ -174,44 +190,46 @@ async function main(): Promise<void> {
     ['ECDSA P-256 chain', root, intermediate, client],
     ['RSA-2048 chain', rsaRoot, rsaInter, rsaLeaf],
   ] as const) {
-    console.log(`Cost per validation, ${label} (leaf + intermediate, root configured), cold:`);
     const chain = [leaf.der, inter.der];
     const ours = ChainValidator.fromPem([r.pem], { allowPartialChain: false, cacheSize: 0, cacheTtlMs: 0 });
-    if (!ours.ok) throw new Error(ours.error.detail);
-    await timeIt('ours (src/chain.ts)', iterations, async () => {
-      const result = await ours.value.validate(chain);
-      if (!result.ok) throw new Error(result.error.detail);
-    });
-    if (r === root) {
-      // cacheSize 1: the verdict cache cannot hit (leaves alternate) but the issuer key stays cached.
-      const warm = ChainValidator.fromPem([r.pem], { allowPartialChain: false, cacheSize: 1, cacheTtlMs: 3600_000 });
-      if (!warm.ok) throw new Error(warm.error.detail);
-      const leaves = [client, ...extraLeaves];
-      await timeIt('ours, issuer key cached (new leaves)', iterations, async (i) => {
+    // cacheSize 1 with alternating leaves: the verdict cache never hits, the issuer key stays cached.
+    const warm = ChainValidator.fromPem([r.pem], { allowPartialChain: false, cacheSize: 1, cacheTtlMs: 3600_000 });
+    if (!ours.ok || !warm.ok) throw new Error('anchors');
+    const leaves = r === root ? [client, ...extraLeaves] : [leaf];
+    const trusted = [toPkijs(r.der)];
+    const rootX509 = new X509Certificate(r.der);
+    const peculiarRoot = new x509.X509Certificate(new Uint8Array(r.der));
+    const engines: Engine[] = [
+      ['ours (src/chain.ts), cold', async () => {
+        const result = await ours.value.validate(chain);
+        if (!result.ok) throw new Error(result.error.detail);
+      }],
+      ['pkijs CertificateChainValidationEngine', async () => {
+        const outcome = await pkijsValidate(trusted, chain);
+        if (outcome !== 'ok') throw new Error(outcome);
+      }],
+      ['node X509Certificate (lower bound)', async () => {
+        const l = new X509Certificate(chain[0]!);
+        const i = new X509Certificate(chain[1]!);
+        if (!l.checkIssued(i) || !l.verify(i.publicKey) || !i.verify(rootX509.publicKey)) throw new Error('node verify failed');
+      }],
+      ['@peculiar/x509 X509ChainBuilder (lower bound)', async () => {
+        const l = new x509.X509Certificate(new Uint8Array(chain[0]!));
+        const i = new x509.X509Certificate(new Uint8Array(chain[1]!));
+        const built = await new x509.X509ChainBuilder({ certificates: [i, peculiarRoot] }).build(l);
+        if (built.length !== 3) throw new Error('peculiar chain not built');
+      }],
+    ];
+    if (leaves.length > 1) {
+      engines.splice(1, 0, ['ours, issuer key cached (new leaf each time)', async (i) => {
         const result = await warm.value.validate([leaves[i % leaves.length]!.der, inter.der]);
         if (!result.ok) throw new Error(result.error.detail);
-      });
-      const stats = warm.value.stats();
-      if (stats.hits !== 0) throw new Error('unexpected verdict cache hits');
+      }]);
     }
-    const trusted = [toPkijs(r.der)];
-    await timeIt('pkijs CertificateChainValidationEngine', Math.max(20, Math.floor(iterations / 4)), async () => {
-      const outcome = await pkijsValidate(trusted, chain);
-      if (outcome !== 'ok') throw new Error(outcome);
-    });
-    const rootX509 = new X509Certificate(r.der);
-    await timeIt('node X509Certificate (lower bound)', iterations, async () => {
-      const l = new X509Certificate(chain[0]!);
-      const i = new X509Certificate(chain[1]!);
-      if (!l.checkIssued(i) || !l.verify(i.publicKey) || !i.verify(rootX509.publicKey)) throw new Error('node verify failed');
-    });
-    const peculiarRoot = new x509.X509Certificate(new Uint8Array(r.der));
-    await timeIt('@peculiar/x509 X509ChainBuilder (lower bound)', Math.max(20, Math.floor(iterations / 4)), async () => {
-      const l = new x509.X509Certificate(new Uint8Array(chain[0]!));
-      const i = new x509.X509Certificate(new Uint8Array(chain[1]!));
-      const built = await new x509.X509ChainBuilder({ certificates: [i, peculiarRoot] }).build(l);
-      if (built.length !== 3) throw new Error('peculiar chain not built');
-    });
+    console.log(`Cost per validation, ${label} (leaf + intermediate sent, root configured), no verdict cache, ${rounds} rounds:`);
+    await timeEngines(rounds, engines);
+    if (warm.value.stats().hits !== 0) throw new Error('unexpected verdict cache hits');
     console.log('');
   }
+  console.log(`load average while running: ${loadavg().map((l) => l.toFixed(2)).join(' ')} (${cpus().length} CPUs)`);
 }

@@ -97,6 +97,12 @@ describe('path building', () => {
     assertReason(await check([pki.root], [weak, pki.intermediate]), 'certificate_untrusted', /SHA-1/);
   });
 
+  it('a root whose self-signature is SHA-1 still anchors a path (its own signature is not checked for strength)', async () => {
+    const oldRoot = await issue({ subject: 'CN=Legacy SHA-1 Root', ca: true, signingHash: 'SHA-1' });
+    const leaf = await issue({ subject: 'CN=under-legacy-root', issuer: oldRoot });
+    assertOk(await check([oldRoot], [leaf]), leaf);
+  });
+
   it('RSA and ECDSA, mixed in both directions', async () => {
     const rsaRoot = await issue({ subject: 'CN=RSA Root', ca: true, keys: rsaKeys });
     const ecInter = await issue({ subject: 'CN=EC Intermediate', issuer: rsaRoot, ca: true });

@@ -9,18 +9,19 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import * as x509 from '@peculiar/x509';
 import { RevocationChecker, type RevocationOptions } from '../../src/revocation.js';
 import type { Result } from '../../src/errors.js';
 import { issue } from '../helpers/pki.js';
 import {
-  OpensslCa, closedPort, forwardTo, serveFiles, startForwardProxy, startTestServer, stopAllResponders,
-  type CertFiles, type Handler, type OcspProcess, type TestServer,
+  OpensslCa, closedPort, craftOcspResponse, forwardTo, serveFiles, startForwardProxy, startTestServer, stopAllResponders,
+  type CertFiles, type CraftOptions, type Handler, type OcspProcess, type TestServer,
 } from '../helpers/openssl-ca.js';
 
 type Backend = 'delegated' | 'issuer' | 'rogue' | 'wrongEku' | 'shortLived';
 
-let dir: string;
+let dir: string | undefined;
 let ocspFront: TestServer;
 let crlServer: TestServer;
 let httpsCrlServer: TestServer;
@@ -32,6 +33,11 @@ let backend: Backend = 'delegated';
 /** When set, the OCSP front replays its last answer instead of asking the responder. */
 let replay = false;
 let lastOcspAnswer: Awaited<ReturnType<Handler>> | undefined;
+/** When set, the OCSP front answers with a response crafted by pkijs (signed by the delegated responder). */
+let craft: CraftOptions | null = null;
+/** When set, the OCSP front answers with these bytes. */
+let rawAnswer: Buffer | null = null;
+let impostorCrl: Buffer;
 const crlFiles = new Map<string, Buffer>();
 
 let root: OpensslCa;
@@ -76,14 +82,17 @@ function expectOk<T>(result: Result<T>): T {
 }
 
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'mtls-pop-revocation-'));
+  const base = mkdtempSync(join(tmpdir(), 'mtls-pop-revocation-'));
+  dir = base;
   // Ports first: the certificates carry the URLs.
   const forward = forwardTo(() => {
-    const process = backends.get(backend);
-    if (process === undefined) throw new Error(`backend ${backend} not started`);
-    return process.port;
+    const responder = backends.get(backend);
+    if (responder === undefined) throw new Error(`backend ${backend} not started`);
+    return responder.port;
   });
   ocspFront = await startTestServer(async (request, body) => {
+    if (rawAnswer !== null) return { status: 200, body: rawAnswer };
+    if (craft !== null) return { status: 200, body: await craftOcspResponse(body, cert('ocspSigner'), inter.files, craft) };
     if (replay && lastOcspAnswer !== undefined) return lastOcspAnswer;
     lastOcspAnswer = await forward(request, body);
     return lastOcspAnswer;
@@ -102,11 +111,14 @@ before(async () => {
   const crlUrl = (name: string): string => `http://127.0.0.1:${crlServer.port}/${name}.crl`;
   const deadUrl = `http://127.0.0.1:${deadPort}/`;
 
-  root = await OpensslCa.createRoot(join(dir, 'root'), '/CN=Revocation Test Root/O=mtls-pop tests', true);
-  inter = await root.createSubCa(join(dir, 'inter'), '/CN=Revocation Test Intermediate/O=mtls-pop tests', { crlUrl: crlUrl('root') });
-  inter2 = await root.createSubCa(join(dir, 'inter2'), '/CN=Revoked Intermediate/O=mtls-pop tests', { crlUrl: crlUrl('root') });
-  rogue = await OpensslCa.createRoot(join(dir, 'rogue'), '/CN=Rogue CA');
-  bigCa = await root.createSubCa(join(dir, 'big'), '/CN=Busy CA/O=mtls-pop tests', { crlUrl: crlUrl('root') });
+  root = await OpensslCa.createRoot(join(base, 'root'), '/CN=Revocation Test Root/O=mtls-pop tests', true);
+  inter = await root.createSubCa(join(base, 'inter'), '/CN=Revocation Test Intermediate/O=mtls-pop tests', { crlUrl: crlUrl('root') });
+  inter2 = await root.createSubCa(join(base, 'inter2'), '/CN=Revoked Intermediate/O=mtls-pop tests', { crlUrl: crlUrl('root') });
+  rogue = await OpensslCa.createRoot(join(base, 'rogue'), '/CN=Rogue CA');
+  // Same name as the intermediate, different key: its CRLs are forgeries.
+  const impostor = await OpensslCa.createRoot(join(base, 'impostor'), '/CN=Revocation Test Intermediate/O=mtls-pop tests');
+  impostorCrl = await impostor.generateCrl({ days: 1 });
+  bigCa = await root.createSubCa(join(base, 'big'), '/CN=Busy CA/O=mtls-pop tests', { crlUrl: crlUrl('root') });
 
   const both = { ocspUrl, crlUrl: crlUrl('inter') };
   const specs: Array<[string, OpensslCa, string, Parameters<OpensslCa['issue']>[2]]> = [
@@ -152,21 +164,23 @@ before(async () => {
     inter.startOcspResponder(cert('ocspSigner'), { nmin: 1 }),
   ]);
   (['delegated', 'issuer', 'rogue', 'wrongEku', 'shortLived'] as const).forEach((name, i) => {
-    const process = started[i];
-    if (process !== undefined) backends.set(name, process);
+    const responder = started[i];
+    if (responder !== undefined) backends.set(name, responder);
   });
 });
 
 after(async () => {
   await stopAllResponders();
   await Promise.all([ocspFront, crlServer, httpsCrlServer, proxy].map((s) => s?.close()));
-  rmSync(dir, { recursive: true, force: true });
+  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
 });
 
 /** Resets the fronts before a test: delegated responder, normal behaviour, zeroed counters. */
 function reset(which: Backend = 'delegated'): void {
   backend = which;
   replay = false;
+  craft = null;
+  rawAnswer = null;
   for (const server of [ocspFront, crlServer, httpsCrlServer, proxy]) {
     server.mode = 'normal';
     server.requests = 0;
@@ -180,9 +194,12 @@ describe('OCSP answers', () => {
     const started = process.hrtime.bigint();
     const value = expectOk(await c.check(...pathOf('good')));
     const coldMs = Number(process.hrtime.bigint() - started) / 1e6;
-    t.diagnostic(`cold OCSP check: ${coldMs.toFixed(1)} ms`);
+    const again = process.hrtime.bigint();
+    expectOk(await checker().check(...pathOf('good')));
+    const warmColdMs = Number(process.hrtime.bigint() - again) / 1e6;
+    t.diagnostic(`cold OCSP check: first in process ${coldMs.toFixed(1)} ms, next (fresh cache) ${warmColdMs.toFixed(1)} ms`);
     assert.deepEqual(value, { checked: 1, source: 'ocsp', responder: `127.0.0.1:${ocspFront.port}` });
-    assert.equal(ocspFront.requests, 1);
+    assert.equal(ocspFront.requests, 2, 'one request per checker (separate caches)');
     assert.equal(crlServer.requests, 0);
     assert.deepEqual(c.stats(), { hits: 0, misses: 1, fetches: 1, coalesced: 0 });
   });
@@ -260,11 +277,15 @@ describe('CRL fallback', () => {
   test(`CRL with ${BIG_CRL_ENTRIES} entries: revoked entry found, others pass, parsed once`, async (t) => {
     reset();
     const c = checker({ mode: 'STRICT' });
+    const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+    loopDelay.enable();
     const started = process.hrtime.bigint();
     expectFailure(await c.check([cert('bigRevoked').der, bigCa.files.der], [root.files.der]), 'certificate_revoked', 'CRL');
     const coldMs = Number(process.hrtime.bigint() - started) / 1e6;
+    loopDelay.disable();
     const crlBytes = crlFiles.get('/big.crl')?.length ?? 0;
-    t.diagnostic(`cold CRL check, ${BIG_CRL_ENTRIES + 1} entries (${(crlBytes / 1024).toFixed(0)} KiB): ${coldMs.toFixed(1)} ms`);
+    t.diagnostic(`cold CRL check, ${BIG_CRL_ENTRIES + 1} entries (${(crlBytes / 1024).toFixed(0)} KiB): ${coldMs.toFixed(1)} ms, `
+      + `longest event-loop delay meanwhile ${(loopDelay.max / 1e6).toFixed(1)} ms`);
     const value = expectOk(await c.check([cert('bigGood').der, bigCa.files.der], [root.files.der]));
     assert.equal(value.source, 'crl');
     assert.equal(crlServer.requests, 1);
@@ -392,6 +413,68 @@ describe('invalid answers are ignored entirely', () => {
   });
 });
 
+describe('crafted OCSP answers (built and signed with pkijs)', () => {
+  test('control: a well-formed crafted "good" passes and a crafted "revoked" rejects', async () => {
+    reset();
+    craft = {};
+    assert.equal(expectOk(await checker({ mode: 'STRICT' }).check(...pathOf('ocspOnly'))).source, 'ocsp');
+    craft = { status: 'revoked' };
+    expectFailure(await checker({ mode: 'STRICT' }).check(...pathOf('ocspOnly')), 'certificate_revoked', 'OCSP');
+  });
+
+  test('ResponderID byKey, a SHA-256 CertID, no nonce echo and no nextUpdate are all accepted', async () => {
+    reset();
+    craft = { byKey: true, sha256CertId: true, echoNonce: false, noNextUpdate: true };
+    assert.equal(expectOk(await checker({ mode: 'STRICT' }).check(...pathOf('ocspOnly'))).source, 'ocsp');
+  });
+
+  test('an answer about another certificate (issuerNameHash or serial differs) is no answer', async () => {
+    for (const wrong of [{ wrongNameHash: true }, { wrongSerial: true }]) {
+      reset();
+      craft = { status: 'revoked', ...wrong };
+      expectFailure(await checker({ mode: 'STRICT' }).check(...pathOf('ocspOnly')), 'revocation_unknown',
+        'response has no status for this certificate');
+    }
+  });
+
+  test('a delegated responder certificate that has expired is not authorised', async () => {
+    reset();
+    craft = { noNextUpdate: true }; // so only the responder certificate's own validity can fail
+    const now = (): number => Date.now() + 40 * 24 * HOUR; // openssl ca issued it for 30 days
+    expectFailure(await checker({ mode: 'STRICT', now }).check(...pathOf('ocspOnly')), 'revocation_unknown',
+      'not signed by the issuer or a responder it authorised');
+    assert.equal(expectOk(await checker({ mode: 'STRICT' }).check(...pathOf('ocspOnly'))).source, 'ocsp');
+  });
+
+  test('responseStatus tryLater and a body that is not OCSP are no answer', async () => {
+    reset();
+    craft = { responseStatus: 3 };
+    expectFailure(await checker({ mode: 'STRICT' }).check(...pathOf('ocspOnly')), 'revocation_unknown', 'responder status 3');
+    craft = null;
+    rawAnswer = Buffer.from('<html>proxy error</html>');
+    expectFailure(await checker({ mode: 'STRICT' }).check(...pathOf('ocspOnly')), 'revocation_unknown',
+      'not a well-formed OCSP response');
+  });
+});
+
+describe('forged CRLs are ignored entirely', () => {
+  test('CRL with the issuer\'s name but another key, or another issuer\'s CRL, is no answer', async () => {
+    reset();
+    const genuine = crlFiles.get('/inter.crl');
+    try {
+      crlFiles.set('/inter.crl', impostorCrl);
+      expectFailure(await checker({ mode: 'STRICT' }).check(...pathOf('crlOnlyRevoked')), 'revocation_unknown',
+        'CRL is not signed by the issuer');
+      assert.equal(expectOk(await checker().check(...pathOf('crlOnlyRevoked'))).source, 'none');
+      crlFiles.set('/inter.crl', crlFiles.get('/root.crl') ?? Buffer.alloc(0));
+      expectFailure(await checker({ mode: 'STRICT' }).check(...pathOf('crlOnlyRevoked')), 'revocation_unknown',
+        'CRL issuer is not the certificate issuer');
+    } finally {
+      if (genuine !== undefined) crlFiles.set('/inter.crl', genuine);
+    }
+  });
+});
+
 describe('caching and coalescing', () => {
   test('second check is a cache hit with no network call', async (t) => {
     reset();
@@ -493,6 +576,29 @@ describe('whole path', () => {
     assert.deepEqual(value, { checked: 2, source: 'ocsp', responder: `127.0.0.1:${ocspFront.port}` });
     assert.equal(ocspFront.requests, 1);
     assert.equal(crlServer.requests, 1);
+  });
+});
+
+describe('which certificates are checked', () => {
+  test('a leaf pinned as a trust anchor is still checked', async () => {
+    reset();
+    const value = expectOk(await checker({ mode: 'STRICT' }).check([cert('good').der, inter.files.der], [cert('good').der, inter.files.der]));
+    assert.deepEqual(value, { checked: 1, source: 'ocsp', responder: `127.0.0.1:${ocspFront.port}` });
+  });
+
+  test('checkWholePath stops at a configured intermediate anchor (it is not checked)', async () => {
+    reset();
+    const value = expectOk(await checker({ mode: 'STRICT', checkWholePath: true }).check([cert('good').der, inter.files.der], [inter.files.der]));
+    assert.equal(value.checked, 1);
+    assert.equal(crlServer.requests, 0, 'the root CRL covering the intermediate was not fetched');
+  });
+
+  test('an unreadable extra certificate or anchor is skipped; an unreadable leaf is internal_error', async () => {
+    reset();
+    const junk = new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x01]);
+    const value = expectOk(await checker({ mode: 'STRICT' }).check([cert('good').der, junk, inter.files.der], [junk, root.files.der]));
+    assert.equal(value.source, 'ocsp');
+    expectFailure(await checker().check([junk, inter.files.der], [root.files.der]), 'internal_error');
   });
 });
 

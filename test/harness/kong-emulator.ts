@@ -109,6 +109,8 @@ export interface PluginServerCommand {
   /** Arguments without -p/--sock-name: the emulator adds its own prefix. */
   readonly args: readonly string[];
   readonly env?: NodeJS.ProcessEnv;
+  /** Arguments of the query command (Kong's separate `_query_cmd`); default `args`. `--dump-all-plugins` is appended. */
+  readonly queryArgs?: readonly string[];
   /** Respawn the server when it exits, as Kong does (default false). */
   readonly respawn?: boolean;
 }
@@ -299,8 +301,8 @@ export class KongEmulator {
   }
 
   private async init(): Promise<void> {
-    const { command, args } = this.options.pluginServer;
-    const query = await queryPluginInfo(command, [...args, '--dump-all-plugins']);
+    const { command, args, queryArgs } = this.options.pluginServer;
+    const query = await queryPluginInfo(command, [...(queryArgs ?? args), '--dump-all-plugins']);
     this.register(query.first);
     this.compileRoutes();
     this.adminApi = await AdminApiEmulator.start({ ca_certificates: this.options.config.adminApi?.ca_certificates });

@@ -295,7 +295,10 @@ function validateRecord(record: FieldDef, input: Record<string, unknown>, path: 
       byKey.set(key, [{ path: join(path, key), message: 'required field missing' }]);
     }
   }
-  return [...byKey.values()].flat();
+  // Schema order first, then unknown keys (Kong's error table has no order; this one is stable).
+  const ordered = [...fields.keys()].filter((k) => byKey.has(k));
+  for (const k of byKey.keys()) if (!fields.has(k)) ordered.push(k);
+  return ordered.flatMap((k) => byKey.get(k) ?? []);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -483,7 +483,7 @@ export async function craftOcspResponse(requestDer: Uint8Array, signer: CertFile
   const status = options.status ?? 'good';
   const certStatus = status === 'revoked'
     ? new asn1js.Constructed({ idBlock: { tagClass: 3, tagNumber: 1 }, value: [new asn1js.GeneralizedTime({ valueDate: thisUpdate })] })
-    : new asn1js.Primitive({ idBlock: { tagClass: 3, tagNumber: status === 'good' ? 0 : 2 }, lenBlockLength: 1 });
+    : new asn1js.Primitive({ idBlock: { tagClass: 3, tagNumber: status === 'good' ? 0 : 2 } });
   const single = new pkijs.SingleResponse({
     certID, certStatus, thisUpdate,
     ...(options.noNextUpdate === true ? {} : { nextUpdate: new Date(thisUpdate.getTime() + 3600 * 1000) }),
