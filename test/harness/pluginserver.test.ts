@@ -18,6 +18,7 @@ import { httpRequest } from './http.js';
 import { parseCli } from '../../bin/pluginserver/cli.js';
 import { PluginServer } from '../../bin/pluginserver/server.js';
 import { RedactingLogger, scrubSecrets } from '../../bin/pluginserver/logger.js';
+import { FrameReader, frameEnd } from '../../bin/pluginserver/listener.js';
 import { makeTestPki } from '../helpers/pki.js';
 
 const FIXTURES = join(__dirname, '..', 'fixtures', 'plugins');
@@ -140,6 +141,39 @@ describe('--dump-all-plugins', () => {
       assert.notEqual(stock.code, 0, 'kong-pdk crashes on the sub-directory');
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('MessagePack framing', () => {
+  const samples: unknown[] = [
+    0, 127, -1, -32, -33, 255, 65535, 2 ** 32, -(2 ** 40), 1.5, true, false, null, '', 'x'.repeat(31), 'y'.repeat(300),
+    'z'.repeat(70_000), new Uint8Array(10), new Uint8Array(300), new Uint8Array(70_000), new Date(1_700_000_000_123),
+    [], Array.from({ length: 20 }, (_, i) => i), Array.from({ length: 70_000 }, () => 1), {},
+    Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${i}`, { nested: [i, `v${i}`] }])),
+    [0, 12, 'plugin.StepMultiMap', [{ EventId: 3, Data: { authorization: ['Bearer x'], 'x-client-cert': ['MIIB'] } }]],
+  ];
+
+  test('frameEnd finds the end of every MessagePack type, and -1 for any truncation', () => {
+    for (const value of samples) {
+      const frame = Buffer.from(encode(value));
+      assert.equal(frameEnd(frame, 0), frame.length);
+      for (const cut of [1, Math.floor(frame.length / 2), frame.length - 1]) {
+        if (cut > 0 && cut < frame.length) assert.equal(frameEnd(frame.subarray(0, cut), 0), -1);
+      }
+    }
+    assert.throws(() => frameEnd(Buffer.from([0xc1]), 0), /invalid MessagePack byte 0xc1/);
+  });
+
+  test('FrameReader returns the same frames whatever the chunking', () => {
+    const frames = samples.map((v) => Buffer.from(encode(v)));
+    const stream = Buffer.concat(frames);
+    for (const size of [1, 7, 64, 4096, stream.length]) {
+      const reader = new FrameReader();
+      const out: Buffer[] = [];
+      for (let i = 0; i < stream.length; i += size) out.push(...reader.push(stream.subarray(i, i + size)));
+      assert.equal(out.length, frames.length, `chunk size ${size}`);
+      out.forEach((f, i) => assert.ok(f.equals(frames[i] as Buffer), `frame ${i} with chunk size ${size}`));
     }
   });
 });
