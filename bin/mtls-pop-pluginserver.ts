@@ -18,11 +18,11 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { encode } from '@msgpack/msgpack';
 import { parseCli, USAGE, type CliOptions } from './pluginserver/cli.js';
 import { RedactingLogger, scrubSecrets } from './pluginserver/logger.js';
 import { PluginServer } from './pluginserver/server.js';
 import { StreamingListener } from './pluginserver/listener.js';
+import { msgpack } from './pluginserver/kong-pdk.js';
 
 type StdoutWrite = (chunk: string | Uint8Array, callback?: (err?: Error | null) => void) => boolean;
 
@@ -58,7 +58,7 @@ function fail(message: string): never {
 async function dump(server: PluginServer, options: CliOptions, writeStdout: StdoutWrite): Promise<void> {
   let output: string | Uint8Array;
   if (options.dumpPluginInfo !== undefined) {
-    output = encode(await server.GetPluginInfo(options.dumpPluginInfo));
+    output = msgpack.encode(await server.GetPluginInfo(options.dumpPluginInfo));
   } else {
     const infos = [];
     for (const name of server.getPlugins().keys()) infos.push(await server.GetPluginInfo(name));
@@ -70,11 +70,6 @@ async function dump(server: PluginServer, options: CliOptions, writeStdout: Stdo
 
 function serve(server: PluginServer, options: CliOptions, logger: RedactingLogger): void {
   const listener = new StreamingListener(server, join(options.kongPrefix, options.sockName), logger);
-  const netServer = listener.serve();
-  netServer.on('error', () => {
-    if (!netServer.listening) void shutdown(1);
-  });
-
   let stopping = false;
   async function shutdown(code: number): Promise<void> {
     if (stopping) return;
@@ -84,12 +79,17 @@ function serve(server: PluginServer, options: CliOptions, logger: RedactingLogge
     await listener.close();
     process.exit(code);
   }
+  // Handlers first: a signal that arrives as soon as the socket exists must still clean up.
   process.on('SIGTERM', () => { void shutdown(0); });
   process.on('SIGINT', () => { void shutdown(0); });
   // A plugin's stray asynchronous error must not take every request down with it (Kong would
   // proxy them all, fail-open, until it respawns the server).
   process.on('uncaughtException', (err) => { logger.error(`uncaught exception: ${scrubSecrets(String(err?.stack ?? err))}`); });
   process.on('unhandledRejection', (reason) => { logger.error(`unhandled rejection: ${scrubSecrets(String(reason instanceof Error ? reason.stack : reason))}`); });
+  const netServer = listener.serve();
+  netServer.on('error', () => {
+    if (!netServer.listening) void shutdown(1);
+  });
 }
 
 function main(): void {

@@ -86,6 +86,8 @@ export interface StockServer {
   plugins: Map<string, StockPluginModule>;
   instances: Map<number, unknown>;
   events: Map<number, unknown>;
+  instanceID: number;
+  eventID: number;
   loadPlugins(): void;
   close(): void;
   getPlugins(): Map<string, StockPluginModule>;
@@ -112,6 +114,12 @@ export interface StockListener {
 export type StockListenerConstructor = new (pluginServer: StockServer, socketPath: string) => StockListener;
 
 export const StockServerClass = require('kong-pdk/server') as StockServerConstructor;
+
+/**
+ * The MessagePack library kong-pdk itself uses (its own dependency, resolved from kong-pdk's
+ * directory), so the launcher needs no runtime dependency of its own for it.
+ */
+export const msgpack = require(require.resolve('@msgpack/msgpack', { paths: [dirname(require.resolve('kong-pdk/package.json'))] })) as typeof import('@msgpack/msgpack');
 export const StockListenerClass = require('kong-pdk/listener') as StockListenerConstructor;
 
 /** PDK methods that end the request: kong-pdk `pdk.js` NON_RETURN_METHODS. Kong sends no Step after them. */

@@ -15,8 +15,8 @@
  */
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { unlinkSync } from 'node:fs';
-import { Decoder, Encoder } from '@msgpack/msgpack';
-import { StockListenerClass, RPC_METHODS, type StockServer, type StepReply } from './kong-pdk.js';
+import type { Encoder } from '@msgpack/msgpack';
+import { StockListenerClass, RPC_METHODS, msgpack, type StockServer, type StepReply } from './kong-pdk.js';
 import { shapeOf, type RedactingLogger } from './logger.js';
 
 class ProtocolError extends Error {}
@@ -25,70 +25,113 @@ class ProtocolError extends Error {}
 const MAX_FRAME_BYTES = 64 * 1024 * 1024;
 
 /**
- * Where the MessagePack value starting at `start` ends, from its headers alone (no decoding);
- * -1 when the buffer does not hold all of it yet.
+ * Walks MessagePack items from `pos` (with `pending` items still to read) using their headers
+ * only, without decoding, and stops at the first item `limit` does not wholly contain. Returns
+ * where it stopped and how many items remain; `pending === 0` means the value is complete.
  */
-export function frameEnd(buf: Buffer, start: number): number {
-  let pos = start;
-  let pending = 1;
-  const need = (n: number): boolean => pos + n <= buf.length;
+function scanItems(buf: Buffer, pos: number, pending: number, limit: number): { pos: number; pending: number } {
   while (pending > 0) {
-    if (pos >= buf.length) return -1;
+    if (pos >= limit) break;
     const b = buf[pos] as number;
-    pending--;
-    if (b <= 0x7f || b >= 0xe0) { pos += 1; continue; } // positive / negative fixint
-    if (b <= 0x8f) { pending += (b & 0x0f) * 2; pos += 1; continue; } // fixmap
-    if (b <= 0x9f) { pending += b & 0x0f; pos += 1; continue; } // fixarray
-    if (b <= 0xbf) { pos += 1 + (b & 0x1f); continue; } // fixstr
-    switch (b) {
-      case 0xc0: case 0xc2: case 0xc3: pos += 1; break; // nil, false, true
-      case 0xc1: throw new ProtocolError('invalid MessagePack byte 0xc1');
-      case 0xc4: case 0xd9: if (!need(2)) return -1; pos += 2 + (buf[pos + 1] as number); break; // bin8, str8
-      case 0xc5: case 0xda: if (!need(3)) return -1; pos += 3 + buf.readUInt16BE(pos + 1); break; // bin16, str16
-      case 0xc6: case 0xdb: if (!need(5)) return -1; pos += 5 + buf.readUInt32BE(pos + 1); break; // bin32, str32
-      case 0xc7: if (!need(2)) return -1; pos += 3 + (buf[pos + 1] as number); break; // ext8
-      case 0xc8: if (!need(3)) return -1; pos += 4 + buf.readUInt16BE(pos + 1); break; // ext16
-      case 0xc9: if (!need(5)) return -1; pos += 6 + buf.readUInt32BE(pos + 1); break; // ext32
-      case 0xca: pos += 5; break; // float32
-      case 0xcb: pos += 9; break; // float64
-      case 0xcc: case 0xd0: pos += 2; break; // uint8, int8
-      case 0xcd: case 0xd1: pos += 3; break; // uint16, int16
-      case 0xce: case 0xd2: pos += 5; break; // uint32, int32
-      case 0xcf: case 0xd3: pos += 9; break; // uint64, int64
-      case 0xd4: pos += 3; break; // fixext1
-      case 0xd5: pos += 4; break; // fixext2
-      case 0xd6: pos += 6; break; // fixext4
-      case 0xd7: pos += 10; break; // fixext8
-      case 0xd8: pos += 18; break; // fixext16
-      case 0xdc: if (!need(3)) return -1; pending += buf.readUInt16BE(pos + 1); pos += 3; break; // array16
-      case 0xdd: if (!need(5)) return -1; pending += buf.readUInt32BE(pos + 1); pos += 5; break; // array32
-      case 0xde: if (!need(3)) return -1; pending += 2 * buf.readUInt16BE(pos + 1); pos += 3; break; // map16
-      case 0xdf: if (!need(5)) return -1; pending += 2 * buf.readUInt32BE(pos + 1); pos += 5; break; // map32
-      default: throw new ProtocolError(`invalid MessagePack byte 0x${b.toString(16)}`);
+    let size: number; // bytes of this item (header + payload), children counted in `more`
+    let more = 0;
+    if (b <= 0x7f || b >= 0xe0) size = 1; // positive / negative fixint
+    else if (b <= 0x8f) { size = 1; more = (b & 0x0f) * 2; } // fixmap
+    else if (b <= 0x9f) { size = 1; more = b & 0x0f; } // fixarray
+    else if (b <= 0xbf) size = 1 + (b & 0x1f); // fixstr
+    else {
+      const u8 = (): number | undefined => (pos + 2 <= limit ? buf[pos + 1] : undefined);
+      const u16 = (): number | undefined => (pos + 3 <= limit ? buf.readUInt16BE(pos + 1) : undefined);
+      const u32 = (): number | undefined => (pos + 5 <= limit ? buf.readUInt32BE(pos + 1) : undefined);
+      let n: number | undefined;
+      switch (b) {
+        case 0xc0: case 0xc2: case 0xc3: size = 1; break; // nil, false, true
+        case 0xc4: case 0xd9: n = u8(); size = 2 + (n ?? 0); break; // bin8, str8
+        case 0xc5: case 0xda: n = u16(); size = 3 + (n ?? 0); break; // bin16, str16
+        case 0xc6: case 0xdb: n = u32(); size = 5 + (n ?? 0); break; // bin32, str32
+        case 0xc7: n = u8(); size = 3 + (n ?? 0); break; // ext8
+        case 0xc8: n = u16(); size = 4 + (n ?? 0); break; // ext16
+        case 0xc9: n = u32(); size = 6 + (n ?? 0); break; // ext32
+        case 0xca: size = 5; break; // float32
+        case 0xcb: size = 9; break; // float64
+        case 0xcc: case 0xd0: size = 2; break; // uint8, int8
+        case 0xcd: case 0xd1: size = 3; break; // uint16, int16
+        case 0xce: case 0xd2: size = 5; break; // uint32, int32
+        case 0xcf: case 0xd3: size = 9; break; // uint64, int64
+        case 0xd4: size = 3; break; // fixext1
+        case 0xd5: size = 4; break; // fixext2
+        case 0xd6: size = 6; break; // fixext4
+        case 0xd7: size = 10; break; // fixext8
+        case 0xd8: size = 18; break; // fixext16
+        case 0xdc: n = u16(); size = 3; more = n ?? 0; break; // array16
+        case 0xdd: n = u32(); size = 5; more = n ?? 0; break; // array32
+        case 0xde: n = u16(); size = 3; more = 2 * (n ?? 0); break; // map16
+        case 0xdf: n = u32(); size = 5; more = 2 * (n ?? 0); break; // map32
+        default: throw new ProtocolError(`invalid MessagePack byte 0x${b.toString(16)}`);
+      }
+      const needsLength = [0xc4, 0xd9, 0xc5, 0xda, 0xc6, 0xdb, 0xc7, 0xc8, 0xc9, 0xdc, 0xdd, 0xde, 0xdf].includes(b);
+      if (needsLength && n === undefined) break; // the length field itself is not here yet
     }
+    if (pos + size > limit) break;
+    pos += size;
+    pending += more - 1;
   }
-  return pos <= buf.length ? pos : -1;
+  return { pos, pending };
 }
 
-/** Splits a byte stream into whole MessagePack values (several per chunk, or one across chunks). */
+/** Where the MessagePack value starting at `start` ends; -1 when `buf` does not hold all of it. */
+export function frameEnd(buf: Buffer, start: number): number {
+  const { pos, pending } = scanItems(buf, start, 1, buf.length);
+  return pending === 0 ? pos : -1;
+}
+
+/**
+ * Splits a byte stream into whole MessagePack values (several per chunk, or one across chunks).
+ * Bytes are appended to a growing buffer and scanned once each, so tiny chunks of a large value
+ * cost linear time.
+ */
 export class FrameReader {
-  private rest: Buffer | undefined;
+  private buf = Buffer.alloc(4096);
+  private start = 0; // first byte of the value being read
+  private end = 0; // end of the data received
+  private scanPos = 0; // where the scan of the current value stopped
+  private pending = 1; // items of the current value still to read
 
   push(chunk: Buffer): Buffer[] {
-    const buf = this.rest === undefined ? chunk : Buffer.concat([this.rest, chunk]);
+    this.append(chunk);
     const frames: Buffer[] = [];
-    let offset = 0;
-    while (offset < buf.length) {
-      const end = frameEnd(buf, offset);
-      if (end < 0) break;
-      frames.push(buf.subarray(offset, end));
-      offset = end;
+    for (;;) {
+      const state = scanItems(this.buf, this.scanPos, this.pending, this.end);
+      this.scanPos = state.pos;
+      this.pending = state.pending;
+      if (this.pending > 0) break;
+      frames.push(Buffer.from(this.buf.subarray(this.start, this.scanPos)));
+      this.start = this.scanPos;
+      this.pending = 1;
+      if (this.start === this.end) break;
     }
-    this.rest = offset < buf.length ? buf.subarray(offset) : undefined;
-    if (this.rest !== undefined && this.rest.length > MAX_FRAME_BYTES) {
-      throw new ProtocolError(`request larger than ${MAX_FRAME_BYTES} bytes`);
-    }
+    if (this.end - this.start > MAX_FRAME_BYTES) throw new ProtocolError(`request larger than ${MAX_FRAME_BYTES} bytes`);
     return frames;
+  }
+
+  private append(chunk: Buffer): void {
+    if (this.start === this.end) {
+      this.start = 0;
+      this.end = 0;
+      this.scanPos = 0;
+    }
+    if (this.end + chunk.length > this.buf.length) {
+      const used = this.end - this.start;
+      const size = Math.max(this.buf.length, (used + chunk.length) * 2);
+      const next = size > this.buf.length ? Buffer.alloc(size) : this.buf;
+      this.buf.copy(next, 0, this.start, this.end);
+      this.scanPos -= this.start;
+      this.start = 0;
+      this.end = used;
+      this.buf = next;
+    }
+    chunk.copy(this.buf, this.end);
+    this.end += chunk.length;
   }
 }
 
@@ -169,8 +212,8 @@ export class StreamingListener extends StockListenerClass {
   private serveConnection(conn: Socket): void {
     this.connections.add(conn);
     const reader = new FrameReader();
-    const decoder = new Decoder();
-    const encoder = new Encoder();
+    const decoder = new msgpack.Decoder();
+    const encoder = new msgpack.Encoder();
     const queue: Array<{ message: unknown; bytes: number }> = [];
     let busy = false;
     const fail = (err: unknown): void => {

@@ -16,6 +16,7 @@
  * are `.ts` sources (see kong-pdk.ts: ts-node is not loaded).
  */
 import { readdirSync } from 'node:fs';
+import { randomInt } from 'node:crypto';
 import { join, parse } from 'node:path';
 import {
   StockServerClass, NON_RETURNING_METHODS, MSG_RET,
@@ -54,6 +55,12 @@ export class PluginServer extends StockServerClass {
 
   constructor(options: PluginServerOptions) {
     super(options.pluginDir, options.logger);
+    // kong-pdk numbers instances and events from 0 in every process. After a restart, ids Kong
+    // still holds (another worker's cached instance, a Step for an event of the dead process)
+    // would name a different instance or another request's event. Starting at a random offset
+    // turns those into "no plugin instance" / "event id not found" errors instead.
+    this.instanceID = randomInt(1, 2 ** 30) * 16;
+    this.eventID = randomInt(1, 2 ** 40);
     this.eventTtlMs = options.eventTtlMs ?? DEFAULT_EVENT_TTL_MS;
     this.sweepTimer = setInterval(() => this.sweepIdleEvents(), Math.max(1000, Math.floor(this.eventTtlMs / 4)));
     this.sweepTimer.unref();

@@ -314,6 +314,24 @@ describe('Kong emulator: failures of the plugin server (fail-open) and the guard
     }
   });
 
+  test('a plugin server already down when the first request needs an instance: StartInstance fails, Kong answers 500', async () => {
+    const echo = await startEchoUpstream();
+    const emu = await KongEmulator.start({
+      pluginServer: launcherCommand(FIXTURE_DIR),
+      config: { routes: [{ name: 'open', paths: ['/o'], plugins: [{ name: PLUGIN }], upstream: echo.url }] },
+    });
+    try {
+      await emu.pluginServer.kill();
+      const res = await httpRequest(`${emu.url}/o/1`, { headers: action('pass') });
+      assert.equal(res.status, 500, 'plugin.lua get_instance_id raises the error: not fail-open');
+      assert.equal(echo.requests.length, 0);
+      assert.ok(emu.errorLog.some((e) => e.message === 'starting instance: connection refused'));
+    } finally {
+      await emu.close();
+      await echo.close();
+    }
+  });
+
   test('a plugin server that does not answer in time: fail-open after the timeout, guard closes it', async () => {
     const echo = await startEchoUpstream();
     const emu = await KongEmulator.start({
@@ -327,11 +345,11 @@ describe('Kong emulator: failures of the plugin server (fail-open) and the guard
       },
     });
     try {
-      const slow = action('slow', [['x-fixture-delay', '1000']]);
+      const slow = action('slow', [['x-fixture-delay', '3000']]);
       const started = Date.now();
       const open = await httpRequest(`${emu.url}/o/s`, { headers: slow });
       assert.equal(open.status, 200);
-      assert.ok(Date.now() - started < 900, 'did not wait for the handler');
+      assert.ok(Date.now() - started < 2500, 'did not wait for the handler');
       assert.ok(emu.errorLog.some((e) => e.message === 'timeout'));
       assert.equal((await httpRequest(`${emu.url}/g/s`, { headers: slow })).status, 401);
       assert.equal(echo.requests.length, 1);

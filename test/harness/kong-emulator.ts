@@ -98,7 +98,7 @@ export interface EmulatorConfig {
   /** kong.conf trusted_ips: IPs and CIDRs; none by default (nothing trusted). */
   readonly trusted_ips?: readonly string[];
   /** The Admin API part: CA certificate entities by UUID. */
-  readonly adminApi?: { readonly ca_certificates?: Readonly<Record<string, string>> };
+  readonly adminApi?: { readonly ca_certificates?: Readonly<Record<string, string>>; readonly port?: number };
   readonly consumers?: readonly ConsumerEntity[];
   /** Vault references and their values. */
   readonly vault?: Readonly<Record<string, string>>;
@@ -305,7 +305,9 @@ export class KongEmulator {
     const query = await queryPluginInfo(command, [...(queryArgs ?? args), '--dump-all-plugins']);
     this.register(query.first);
     this.compileRoutes();
-    this.adminApi = await AdminApiEmulator.start({ ca_certificates: this.options.config.adminApi?.ca_certificates });
+    this.adminApi = await AdminApiEmulator.start({
+      ca_certificates: this.options.config.adminApi?.ca_certificates, port: this.options.config.adminApi?.port,
+    });
     await this.pluginServer.start();
     if (this.options.gateway !== false) await this.startGateway();
   }
@@ -673,7 +675,7 @@ export class KongEmulator {
     const headers: string[] = [];
     for (const [n, v] of ctx.upstreamHeaders) if (!hop.test(n) && !/^x-(forwarded-[a-z]+|real-ip)$/i.test(n)) headers.push(n, v);
     const trusted = this.env.trustedIps.isTrusted(request.clientIp);
-    const incoming = (name: string): string | undefined => request.headers.find(([n]) => n.toLowerCase() === name)?.[1];
+    const incoming = (name: string): string | undefined => ctx.upstreamHeaders.find(([n]) => n.toLowerCase() === name)?.[1];
     // kong/runloop/handler.lua: X-Forwarded-For appends; X-Forwarded-Proto/Host/Port only from trusted peers.
     const xff = incoming('x-forwarded-for');
     headers.push('X-Real-IP', request.clientIp);

@@ -149,7 +149,11 @@ export class RequestContext {
   /** Name of the plugin whose handler runs now (for namespaced logs). */
   currentPlugin: string | undefined;
   readonly shared = new Map<string, unknown>();
-  /** Request headers as they will be sent to the service (`ngx.req.set_header` and friends). */
+  /**
+   * The request's headers as nginx holds them now (`r->headers_in`): kong.service.request.set_header
+   * and friends change them (ngx.req.set_header), later kong.request.get_header(s) calls see the
+   * change, and they are what is sent to the service.
+   */
   upstreamHeaders: Array<[string, string]>;
   /** `ngx.header`: response headers set by kong.response.set_header/add_header. */
   responseHeaders: Array<[string, string]> = [];
@@ -486,7 +490,7 @@ function maxHeadersArg(max: unknown): number {
 
 function forwarded(env: PdkEnvironment, ctx: RequestContext, header: string, fallback: () => unknown): unknown {
   if (env.trustedIps.isTrusted(ctx.request.clientIp)) {
-    const value = getHeader(ctx.request.headers, header);
+    const value = getHeader(ctx.upstreamHeaders, header);
     if (value !== undefined) return value.split(',')[0]?.trim();
   }
   return fallback();
@@ -496,11 +500,11 @@ const PDK: Readonly<Record<string, PdkFunction>> = {
   // kong/pdk/request.lua
   'kong.request.get_header': (_e, ctx, [name]) => {
     checkPhase(ctx, REQUEST_PHASES);
-    return getHeader(ctx.request.headers, headerName(name));
+    return getHeader(ctx.upstreamHeaders, headerName(name));
   },
   'kong.request.get_headers': (_e, ctx, [max]) => {
     checkPhase(ctx, REQUEST_PHASES);
-    return getHeaders(ctx.request.headers, maxHeadersArg(max));
+    return getHeaders(ctx.upstreamHeaders, maxHeadersArg(max));
   },
   'kong.request.get_host': (_e, ctx) => { checkPhase(ctx, REQUEST_PHASES); return ctx.request.host; },
   'kong.request.get_port': (_e, ctx) => ctx.request.port,
@@ -617,7 +621,7 @@ const PDK: Readonly<Record<string, PdkFunction>> = {
     const h = { ...(headers === null || headers === undefined ? {} : validateHeaders(headers)) };
     const given = h['Content-Type'];
     const contentType = (Array.isArray(given) ? luaString(given[0]) : luaString(given))
-      ?? responseType(getHeader(ctx.request.headers, 'accept'));
+      ?? responseType(getHeader(ctx.upstreamHeaders, 'accept'));
     h['Content-Type'] = contentType;
     const body = errorTemplate(contentType, text ?? HTTP_ERROR_MESSAGES[status] ?? 'The upstream server responded with ' + status, ctx.request.requestId);
     ctx.exit = buildResponse(ctx, status, body, h, 'error');

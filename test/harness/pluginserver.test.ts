@@ -310,6 +310,26 @@ describe('events are released (in-process PluginServer)', () => {
       ps.close();
     }
   });
+
+  test('instance and event ids start at a random offset in each process (no reuse after a restart)', async () => {
+    const logger = new RedactingLogger({ level: 'error', write: () => undefined });
+    const a = new PluginServer({ pluginDir: HARNESS_DIR, logger });
+    const b = new PluginServer({ pluginDir: HARNESS_DIR, logger });
+    try {
+      const ia = await a.StartInstance({ Name: 'harness-fixture', Config: '{"mode":"noop"}' });
+      const ib = await b.StartInstance({ Name: 'harness-fixture', Config: '{"mode":"noop"}' });
+      assert.ok(ia.Id > 0 && ib.Id > 0);
+      assert.notEqual(ia.Id, ib.Id);
+      assert.ok(Number.isSafeInteger(ia.Id));
+      const ea = await a.HandleEvent({ InstanceId: ia.Id, EventName: 'access' });
+      const eb = await b.HandleEvent({ InstanceId: ib.Id, EventName: 'access' });
+      assert.notEqual(ea.EventId, eb.EventId);
+      await assert.rejects(b.HandleEvent({ InstanceId: ia.Id, EventName: 'access' }), /no plugin instance/);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
 });
 
 describe('logging never reveals tokens or certificates', () => {
@@ -356,7 +376,7 @@ describe('logging never reveals tokens or certificates', () => {
     const { stdout, stderr } = await exercise(launcherCommand(HARNESS_DIR, ['-v', '-v']));
     assertNoSecret(stdout, 'stdout');
     assertNoSecret(stderr, 'stderr');
-    assert.match(stderr, /\[debug\] rpc: #\d+ method: plugin\.StepMultiMap args: \[\{EventId: number, Data: map\(\d+\)\}\]/);
+    assert.match(stderr, /\[debug\] rpc: #\d+ method: plugin\.StepMultiMap \(\d+ bytes\) args: \[\{EventId: number, Data: map\(\d+\)\}\]/);
     assert.match(stderr, /answered in \d+ us, \d+ bytes, Data: call kong\.request\.get_headers/);
     assert.match(stderr, /unhandled exception in harness-fixture\.access .*\[redacted \d+ chars\]/);
   });
@@ -383,14 +403,17 @@ describe('shutdown', () => {
       const prefix = mkdtempSync(join(tmpdir(), 'ps-sig-'));
       const socketPath = join(prefix, 'js_pluginserver.sock');
       const child = spawn(process.execPath, [LAUNCHER_PATH, '-d', HARNESS_DIR, '-p', prefix], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      child.stdout.on('data', (d: Buffer) => { output += d.toString(); });
+      child.stderr.on('data', (d: Buffer) => { output += d.toString(); });
+      const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.once('exit', (code, sig) => resolve([code, sig])));
       try {
         const deadline = Date.now() + 10_000;
-        while (!existsSync(socketPath) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-        assert.ok(existsSync(socketPath));
-        const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+        while (!/server started at/.test(output) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        assert.ok(existsSync(socketPath), output);
         child.kill(signal);
-        assert.equal(await exited, 0);
-        assert.equal(existsSync(socketPath), false);
+        assert.deepEqual(await exited, [0, null], output);
+        assert.equal(existsSync(socketPath), false, output);
       } finally {
         child.kill('SIGKILL');
         rmSync(prefix, { recursive: true, force: true });

@@ -78,6 +78,8 @@ export type AdminApiMode = 'up' | 'error' | 'down';
 export interface AdminApiOptions {
   /** CA certificate entities by UUID (PEM text). */
   readonly ca_certificates?: Readonly<Record<string, string>>;
+  /** Listen on this port (default: a free one), so a plugin config can name the URL up front. */
+  readonly port?: number;
 }
 
 interface CaCertificateEntity {
@@ -119,7 +121,7 @@ export class AdminApiEmulator {
   static async start(options: AdminApiOptions = {}): Promise<AdminApiEmulator> {
     let self: AdminApiEmulator | undefined;
     const server = createServer((req, res) => self?.handle(req, res));
-    const port = await listen(server);
+    const port = await listen(server, options.port);
     self = new AdminApiEmulator(port, server);
     for (const [id, pem] of Object.entries(options.ca_certificates ?? {})) self.setCaCertificate(id, pem);
     return self;
