@@ -23,6 +23,16 @@ export interface KongPdk {
     /** Whether `ip` is in Kong's `trusted_ips`. */
     isTrusted(ip: string): Promise<boolean | null>;
   };
+  readonly service: {
+    readonly request: {
+      /**
+       * https://docs.konghq.com/gateway/latest/plugin-development/pdk/kong.service.request/#kongservicerequestset_headersheaders
+       * Replaces every value of each named header (any case); an empty array clears the header
+       * (ngx.req.set_header with an empty table). Rewrite and access phases.
+       */
+      setHeaders(headers: Readonly<Record<string, string | readonly string[]>>): Promise<void>;
+    };
+  };
   readonly response: {
     /** Ends the request; Kong sends no further Step, so the promise resolves at once. */
     exit(status: number, body?: unknown, headers?: Readonly<Record<string, string>>): Promise<void>;
@@ -36,5 +46,10 @@ export interface KongPdk {
     err(...message: string[]): Promise<void>;
     warn(...message: string[]): Promise<void>;
     info(...message: string[]): Promise<void>;
+    /**
+     * https://docs.konghq.com/gateway/latest/plugin-development/pdk/kong.log/#konglogset_serialize_valuekey-value-options
+     * Adds `key` to what `kong.log.serialize()` returns to Kong's log plugins for this request.
+     */
+    setSerializeValue(key: string, value: unknown): Promise<void>;
   };
 }

@@ -7,17 +7,21 @@
  * it with the core's 400/401/403. It never throws back into the plugin server: kong-pdk answers a
  * thrown handler with "ret" and Kong would proxy the request.
  */
+import { hash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CONFIG_FIELDS } from '../src/config-schema.js';
 import { parseConfig, type MtlsPopConfig } from '../src/config.js';
-import { Verifier, type Decision, type RequestFacts } from '../src/verifier.js';
+import { Verifier, jwksOptionsFrom, type Decision, type RequestFacts } from '../src/verifier.js';
+import { JwksSource } from '../src/jwks.js';
 import { failure, type AuthFailure } from '../src/errors.js';
 import { toHttpResponse } from '../src/response.js';
 import { BoundedCache } from '../src/cache.js';
 import { KongCaCertificates, kongTrustAnchors } from '../kong/ca-certificates.js';
 import { RateLimitedLog, logSafe } from '../kong/log.js';
 import type { KongHeaders, KongPdk } from '../kong/pdk.js';
+import { SERIALIZE_KEY, allowRecord, denyRecord, upstreamPlanFrom } from '../kong/upstream.js';
+import type { UpstreamHeaderPlan } from '../src/upstream-headers.js';
 
 /** The `kong.ctx.shared` key set on success; the bundled post-function guard rejects requests without it. */
 export const VERIFIED_FLAG = 'mtls_pop_verified';
@@ -46,6 +50,30 @@ function readVersion(): string {
 
 const log = new RateLimitedLog();
 
+/**
+ * JWKS sources and CA certificate resolvers outlive plugin instances. kong-pdk drops an instance
+ * after 60 s without events (lib/mod.js `isExpired`) and Kong starts a new one on the next
+ * request: with per-instance sources, a quiet route would run discovery, the JWKS fetch and the
+ * Admin API reads again after every idle minute, and during an IdP or Admin API outage it would
+ * lose keys and CAs fetched a minute earlier, cutting their stale periods short. Kept per plugin
+ * entity (`__plugin_id`, which Kong adds to the config) and the exact settings that shape the
+ * fetch, so an instance restart or a config reload finds them again while different plugins or
+ * settings never share; bounded LRU.
+ */
+const SHARED_SOURCES = 256;
+const FOREVER_MS = 1e15;
+const jwksSources = new BoundedCache<JwksSource>({ maxEntries: SHARED_SOURCES, ttlMs: FOREVER_MS });
+const caResolvers = new BoundedCache<KongCaCertificates>({ maxEntries: SHARED_SOURCES, ttlMs: FOREVER_MS });
+
+function shared<V>(cache: BoundedCache<V>, pluginId: unknown, settings: unknown, create: () => V): V {
+  const key = hash('sha256', JSON.stringify([typeof pluginId === 'string' ? pluginId : null, settings]), 'base64');
+  const existing = cache.get(key);
+  if (existing !== undefined) return existing;
+  const created = create();
+  cache.set(key, created);
+  return created;
+}
+
 type InstanceState =
   | { readonly ready: true; readonly config: MtlsPopConfig; readonly verifier: Verifier }
   | { readonly ready: false; readonly errors: readonly string[] };
@@ -55,11 +83,15 @@ function start(rawConfig: unknown): InstanceState {
     const parsed = parseConfig(rawConfig);
     if (!parsed.ok) return { ready: false, errors: parsed.errors };
     const config = parsed.config;
+    const pluginId = (rawConfig as Record<string, unknown>)['__plugin_id'];
     const ids = config.proof_of_possession_mtls_from_header?.ca_certificates ?? [];
+    const caOptions = { adminApiUrl: config.admin_api_url, timeoutMs: config.timeout };
     const entities = ids.length === 0
       ? null
-      : new KongCaCertificates(ids, { adminApiUrl: config.admin_api_url, timeoutMs: config.timeout });
-    const verifier = new Verifier(config, { trustAnchors: kongTrustAnchors(config, entities) });
+      : shared(caResolvers, pluginId, { ids, ...caOptions }, () => new KongCaCertificates(ids, caOptions));
+    const jwksOptions = jwksOptionsFrom(config);
+    const jwks = shared(jwksSources, pluginId, jwksOptions, () => new JwksSource(jwksOptions));
+    const verifier = new Verifier(config, { trustAnchors: kongTrustAnchors(config, entities), jwks });
     return { ready: true, config, verifier };
   } catch (error) {
     return { ready: false, errors: [`plugin start failed: ${error instanceof Error ? error.message : String(error)}`] };
@@ -69,9 +101,12 @@ function start(rawConfig: unknown): InstanceState {
 class MtlsPopPlugin {
   readonly #state: InstanceState;
   readonly #trustedPeers = new BoundedCache<boolean>({ maxEntries: 4096, ttlMs: TRUST_CACHE_TTL_MS });
+  /** Headers set or removed upstream on approval (one set_headers call); null: none. */
+  readonly #upstream: UpstreamHeaderPlan | null;
 
   constructor(config: unknown) {
     this.#state = start(config);
+    this.#upstream = this.#state.ready ? upstreamPlanFrom(this.#state.config) : null;
     if (!this.#state.ready) {
       log.log('error', 'config', `invalid configuration, every request will be rejected: ${logSafe(this.#state.errors.join('; '), 2000)}`);
     }
@@ -111,6 +146,16 @@ class MtlsPopPlugin {
     };
     const decision = await verifier.verify(facts);
     if (decision.allow) {
+      const plan = this.#upstream;
+      if (plan !== null) {
+        // One round trip sets the identity headers and removes client-sent copies and hidden headers.
+        const upstream = plan.build(decision.claims, decision.certificate, headers === null ? [] : Object.keys(headers));
+        for (const w of upstream.withheld) {
+          log.log('warn', `upstream:${w.header}`, `upstream header ${logSafe(w.header)} removed, not set: the value of ${logSafe(w.path)} ${w.problem}`);
+        }
+        await kong.service.request.setHeaders(upstream.headers);
+      }
+      if (config.log_serialize) await kong.log.setSerializeValue(SERIALIZE_KEY, allowRecord(decision.certificate));
       await kong.ctx.shared.set(VERIFIED_FLAG, true);
       return;
     }
@@ -145,6 +190,13 @@ class MtlsPopPlugin {
       const who = cert === null || cert === undefined ? '' : ` cert=${cert.thumbprint} subject="${logSafe(cert.subject)}"`;
       log.log('warn', rejection.reason,
         `rejected ${response.status} reason=${rejection.reason}${who}: ${logSafe(rejection.detail)}`);
+    }
+    if (this.#state.ready && this.#state.config.log_serialize) {
+      try {
+        await kong.log.setSerializeValue(SERIALIZE_KEY, denyRecord(rejection.reason, decision?.certificate ?? null));
+      } catch {
+        // Recording is best effort; the rejection below must happen regardless.
+      }
     }
     await kong.response.exit(response.status, response.body, response.headers);
   }

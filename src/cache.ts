@@ -26,6 +26,8 @@ export class BoundedCache<V> {
   readonly #now: () => number;
   #hits = 0;
   #misses = 0;
+  /** The key last set or refreshed: already the most recent, so a hit on it needs no re-insertion. */
+  #newest: string | undefined;
 
   constructor(options: CacheOptions) {
     this.#max = Math.max(0, Math.floor(options.maxEntries));
@@ -45,9 +47,12 @@ export class BoundedCache<V> {
       this.#misses++;
       return undefined;
     }
-    // Re-insert to mark as most recently used (Map keeps insertion order).
-    this.#map.delete(key);
-    this.#map.set(key, entry);
+    // Re-insert to mark as most recently used (Map keeps insertion order), unless it already is.
+    if (key !== this.#newest) {
+      this.#map.delete(key);
+      this.#map.set(key, entry);
+      this.#newest = key;
+    }
     this.#hits++;
     return entry.value;
   }
@@ -63,6 +68,7 @@ export class BoundedCache<V> {
     if (!(expiresAt > now)) return;
     this.#map.delete(key);
     this.#map.set(key, { value, expiresAt });
+    this.#newest = key;
     while (this.#map.size > this.#max) {
       const oldest = this.#map.keys().next();
       if (oldest.done === true) break;
@@ -72,10 +78,12 @@ export class BoundedCache<V> {
 
   delete(key: string): void {
     this.#map.delete(key);
+    if (key === this.#newest) this.#newest = undefined;
   }
 
   clear(): void {
     this.#map.clear();
+    this.#newest = undefined;
   }
 
   get size(): number {

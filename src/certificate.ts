@@ -1,12 +1,17 @@
 /**
  * One X.509 certificate: its thumbprint and the facts the rest of the verifier needs.
  *
- * The parser reads the DER structure of RFC 5280 section 4.1 directly (strict DER: definite,
- * minimal lengths, no trailing bytes) and decodes only what path validation and logging use:
- * names, serial, validity, the public key bytes and the extensions of section 4.2.1. It never
- * verifies anything itself; `chain.ts` does that. Anything it cannot read is `certificate_malformed`.
+ * The parser reads the DER structure of RFC 5280 section 4.1 directly with the strict reader of
+ * `der.ts` and decodes only what path validation, revocation and logging use: names, serial,
+ * validity, the public key bytes and the extensions of section 4.2.1 (the values of the others are
+ * kept, undecoded). It never verifies anything itself; `chain.ts` and `revocation.ts` do that.
+ * Anything it cannot read is `certificate_malformed`.
  */
 import { createHash, createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
+import {
+  DerError, TAG, algorithmOf, ctx, ctxPrim, bitStringBytes, children, content, decodeBoolean, decodeOid, decodeSmallInteger,
+  decodeTime, expectTag, oidOf, readExtensions, readTlv, readWhole, whole, type AlgorithmIdentifier, type Tlv,
+} from './der.js';
 import { fail, ok, type Result } from './errors.js';
 
 export interface CertificateFacts {
@@ -55,6 +60,8 @@ export interface DistinguishedName {
   /** Per-RDN comparison keys, for directoryName subtree matching (RFC 5280 section 4.2.1.10). */
   readonly rdnKeys: readonly string[];
   readonly text: string;
+  /** The Name's whole DER, as encoded (byte comparison, OCSP issuerNameHash). */
+  readonly der: Uint8Array;
 }
 
 /** GeneralName (RFC 5280 section 4.2.1.6), as far as validation needs it. */
@@ -74,6 +81,8 @@ export interface NameConstraints {
 export interface ParsedExtension {
   readonly oid: string;
   readonly critical: boolean;
+  /** Contents of extnValue: the DER of the extension's own structure. */
+  readonly value: Uint8Array;
 }
 
 /** keyUsage bits (RFC 5280 section 4.2.1.3), as flags: bit n of the BIT STRING is `1 << n`. */
@@ -91,9 +100,11 @@ export interface ParsedCertificate {
   readonly der: Uint8Array;
   readonly facts: CertificateFacts;
   readonly version: number;
+  /** serialNumber INTEGER contents exactly as encoded (OCSP CertID, CRL entries). */
+  readonly serial: Uint8Array;
   /** The signed part (tbsCertificate) as encoded. */
   readonly tbs: Uint8Array;
-  readonly signatureAlgorithm: { readonly oid: string; readonly parameters: Uint8Array | null };
+  readonly signatureAlgorithm: AlgorithmIdentifier;
   readonly signature: Uint8Array;
   readonly issuer: DistinguishedName;
   readonly subject: DistinguishedName;
@@ -122,7 +133,9 @@ export const OID = {
   nameConstraints: '2.5.29.30',
   certificatePolicies: '2.5.29.32',
   authorityKeyIdentifier: '2.5.29.35',
+  crlDistributionPoints: '2.5.29.31',
   extKeyUsage: '2.5.29.37',
+  authorityInfoAccess: '1.3.6.1.5.5.7.1.1',
   anyExtendedKeyUsage: '2.5.29.37.0',
   clientAuth: '1.3.6.1.5.5.7.3.2',
   commonName: '2.5.4.3',
@@ -140,120 +153,7 @@ export function parseCertificate(der: Uint8Array): Result<ParsedCertificate> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Strict DER reader (X.690 section 10).
-
-class DerError extends Error {}
-
-interface Tlv {
-  readonly tag: number;
-  /** Offset of the tag byte. */
-  readonly start: number;
-  /** Offset of the first content byte. */
-  readonly body: number;
-  /** Offset just past the content. */
-  readonly end: number;
-}
-
-function readTlv(buf: Uint8Array, pos: number, limit: number): Tlv {
-  if (pos + 2 > limit) throw new DerError('truncated element');
-  const tag = buf[pos]!;
-  if ((tag & 0x1f) === 0x1f) throw new DerError('unsupported high tag number');
-  let len = buf[pos + 1]!;
-  let body = pos + 2;
-  if (len & 0x80) {
-    const count = len & 0x7f;
-    if (count === 0) throw new DerError('indefinite length');
-    if (count > 4) throw new DerError('length too large');
-    if (body + count > limit) throw new DerError('truncated length');
-    len = 0;
-    for (let i = 0; i < count; i++) len = len * 256 + buf[body + i]!;
-    if (buf[body] === 0 || len < 0x80) throw new DerError('non-minimal length');
-    body += count;
-  }
-  const end = body + len;
-  if (end > limit) throw new DerError('element runs past its container');
-  return { tag, start: pos, body, end };
-}
-
-function expect(buf: Uint8Array, pos: number, limit: number, tag: number, what: string): Tlv {
-  const tlv = readTlv(buf, pos, limit);
-  if (tlv.tag !== tag) throw new DerError(`${what}: unexpected tag 0x${tlv.tag.toString(16)}`);
-  return tlv;
-}
-
-function children(buf: Uint8Array, parent: Tlv): Tlv[] {
-  const out: Tlv[] = [];
-  let pos = parent.body;
-  while (pos < parent.end) {
-    const tlv = readTlv(buf, pos, parent.end);
-    out.push(tlv);
-    pos = tlv.end;
-  }
-  return out;
-}
-
-function content(buf: Uint8Array, tlv: Tlv): Uint8Array {
-  return buf.subarray(tlv.body, tlv.end);
-}
-
-function whole(buf: Uint8Array, tlv: Tlv): Uint8Array {
-  return buf.subarray(tlv.start, tlv.end);
-}
-
-const TAG = {
-  boolean: 0x01, integer: 0x02, bitString: 0x03, octetString: 0x04, null: 0x05, oid: 0x06,
-  utf8String: 0x0c, sequence: 0x30, set: 0x31, printableString: 0x13, teletexString: 0x14,
-  ia5String: 0x16, utcTime: 0x17, generalizedTime: 0x18, visibleString: 0x1a,
-  universalString: 0x1c, bmpString: 0x1e, numericString: 0x12,
-} as const;
-
-function decodeOid(bytes: Uint8Array): string {
-  if (bytes.length === 0) throw new DerError('empty OID');
-  const arcs: string[] = [];
-  // Numbers while exact (< 2^46 before a shift by 7), BigInt beyond (e.g. 2.25.<UUID> arcs).
-  let value = 0;
-  let big: bigint | null = null;
-  let fresh = true;
-  for (const byte of bytes) {
-    if (fresh && byte === 0x80) throw new DerError('non-minimal OID arc');
-    if (big === null && value >= 2 ** 46) big = BigInt(value);
-    if (big === null) value = value * 128 + (byte & 0x7f);
-    else big = (big << 7n) | BigInt(byte & 0x7f);
-    fresh = false;
-    if ((byte & 0x80) === 0) {
-      if (arcs.length === 0) {
-        const arc = big ?? BigInt(value);
-        const first = arc < 80n ? arc / 40n : 2n;
-        arcs.push(first.toString(), (arc - first * 40n).toString());
-      } else {
-        arcs.push(big === null ? String(value) : big.toString());
-      }
-      value = 0;
-      big = null;
-      fresh = true;
-    }
-  }
-  if (!fresh) throw new DerError('truncated OID');
-  return arcs.join('.');
-}
-
-function decodeBoolean(buf: Uint8Array, tlv: Tlv): boolean {
-  if (tlv.end - tlv.body !== 1) throw new DerError('bad BOOLEAN');
-  const v = buf[tlv.body]!;
-  if (v !== 0 && v !== 0xff) throw new DerError('non-DER BOOLEAN');
-  return v === 0xff;
-}
-
-/** A non-negative INTEGER that fits comfortably in a number (versions, pathLen). */
-function decodeSmallInteger(buf: Uint8Array, tlv: Tlv, what: string): number {
-  const bytes = content(buf, tlv);
-  if (bytes.length === 0 || bytes.length > 4) throw new DerError(`${what} out of range`);
-  if (bytes[0]! & 0x80) throw new DerError(`negative ${what}`);
-  if (bytes.length > 1 && bytes[0] === 0 && (bytes[1]! & 0x80) === 0) throw new DerError(`non-minimal ${what}`);
-  let n = 0;
-  for (const b of bytes) n = n * 256 + b;
-  return n;
-}
+// Serial numbers (RFC 5280 section 4.1.2.2).
 
 function serialHex(bytes: Uint8Array): string {
   if (bytes.length === 0) throw new DerError('empty serial number');
@@ -266,32 +166,6 @@ function serialHex(bytes: Uint8Array): string {
   let out = ((1n << BigInt(bytes.length * 8)) - BigInt(`0x${hex}`)).toString(16).toUpperCase();
   if (out.length % 2 === 1) out = `0${out}`;
   return `-${out}`;
-}
-
-function decodeTime(buf: Uint8Array, tlv: Tlv): number {
-  const text = Buffer.from(content(buf, tlv)).toString('latin1');
-  let m: RegExpExecArray | null;
-  let year: number;
-  if (tlv.tag === TAG.utcTime) {
-    m = /^(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)Z$/.exec(text);
-    if (m === null) throw new DerError('bad UTCTime');
-    const yy = Number(m[1]);
-    year = yy < 50 ? 2000 + yy : 1900 + yy; // RFC 5280 section 4.1.2.5.1
-  } else if (tlv.tag === TAG.generalizedTime) {
-    m = /^(\d\d\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)Z$/.exec(text);
-    if (m === null) throw new DerError('bad GeneralizedTime');
-    year = Number(m[1]);
-  } else {
-    throw new DerError('bad time type');
-  }
-  const [month, day, hour, minute, second] = [m[2], m[3], m[4], m[5], m[6]].map(Number) as [number, number, number, number, number];
-  const ms = Date.UTC(year, month - 1, day, hour, minute, second);
-  const check = new Date(ms);
-  if (year < 100 || check.getUTCFullYear() !== year || check.getUTCMonth() !== month - 1 || check.getUTCDate() !== day
-    || hour > 23 || minute > 59 || second > 59) {
-    throw new DerError('impossible date');
-  }
-  return ms;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -393,7 +267,7 @@ function parseName(buf: Uint8Array, tlv: Tlv): DistinguishedName {
     const type = ATTRIBUTE_NAMES[a.oid] ?? a.oid;
     return a.text === null ? `${type}=#${Buffer.from(a.valueDer).toString('hex')}` : `${type}=${escapeDnValue(a.text)}`;
   }).join('+')).join(',');
-  return { rdns, rdnKeys, key: JSON.stringify(rdnKeys), text };
+  return { rdns, rdnKeys, key: JSON.stringify(rdnKeys), text, der: whole(buf, tlv) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -564,11 +438,54 @@ function parseExtensionValue(oid: string, buf: Uint8Array, fields: ExtensionFiel
 }
 
 // ---------------------------------------------------------------------------------------------
+// Revocation pointers, read on demand by revocation.ts (so that a malformed one does not fail path
+// validation when revocation checking is off). Both throw DerError when malformed.
+
+function extensionValue(cert: ParsedCertificate, oid: string): Uint8Array | null {
+  return cert.extensions.find((e) => e.oid === oid)?.value ?? null;
+}
+
+function uris(buf: Uint8Array, names: readonly Tlv[]): string[] {
+  return names.map((tlv) => parseGeneralName(buf, tlv)).flatMap((name) => (name.type === 'uri' ? [name.value] : []));
+}
+
+/** AuthorityInfoAccess (RFC 5280 section 4.2.2.1): the accessLocation URIs for `method` (e.g. id-ad-ocsp). */
+export function authorityInfoAccessUris(cert: ParsedCertificate, method: string): string[] {
+  const value = extensionValue(cert, OID.authorityInfoAccess);
+  if (value === null) return [];
+  const out: string[] = [];
+  for (const description of children(value, readWhole(value, TAG.sequence, 'AuthorityInfoAccess'))) {
+    const [accessMethod, location] = children(value, expectTag(description, TAG.sequence, 'AccessDescription'));
+    if (location !== undefined && oidOf(value, accessMethod, 'accessMethod') === method) out.push(...uris(value, [location]));
+  }
+  return out;
+}
+
+/**
+ * CRLDistributionPoints (RFC 5280 section 4.2.1.13): the fullName URIs of the points that have
+ * neither `reasons` nor `cRLIssuer` (partitioned and indirect CRLs are not supported).
+ */
+export function crlDistributionPointUris(cert: ParsedCertificate): string[] {
+  const value = extensionValue(cert, OID.crlDistributionPoints);
+  if (value === null) return [];
+  const out: string[] = [];
+  for (const point of children(value, readWhole(value, TAG.sequence, 'CRLDistributionPoints'))) {
+    const parts = children(value, expectTag(point, TAG.sequence, 'DistributionPoint'));
+    if (parts.some((p) => p.tag === ctxPrim(1) || p.tag === ctx(2))) continue;
+    const name = parts.find((p) => p.tag === ctx(0));
+    if (name === undefined) continue;
+    for (const choice of children(value, name)) {
+      if (choice.tag === ctx(0)) out.push(...uris(value, children(value, choice))); // fullName [0] IMPLICIT GeneralNames
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
 
 function parse(der: Uint8Array): ParsedCertificate {
   const buf = der;
-  const cert = expect(buf, 0, buf.length, TAG.sequence, 'Certificate');
-  if (cert.end !== buf.length) throw new DerError('trailing bytes after the certificate');
+  const cert = readWhole(buf, TAG.sequence, 'the certificate');
   const [tbsTlv, sigAlgTlv, sigTlv, ...extra] = children(buf, cert);
   if (tbsTlv === undefined || sigAlgTlv === undefined || sigTlv === undefined || extra.length > 0) {
     throw new DerError('Certificate must have three parts');
@@ -576,8 +493,7 @@ function parse(der: Uint8Array): ParsedCertificate {
   if (tbsTlv.tag !== TAG.sequence || sigAlgTlv.tag !== TAG.sequence || sigTlv.tag !== TAG.bitString) {
     throw new DerError('bad Certificate structure');
   }
-  const sigBits = content(buf, sigTlv);
-  if (sigBits.length < 1 || sigBits[0] !== 0) throw new DerError('bad signature BIT STRING');
+  const signature = bitStringBytes(buf, sigTlv, 'signature');
 
   const tbs = children(buf, tbsTlv);
   let i = 0;
@@ -599,14 +515,10 @@ function parse(der: Uint8Array): ParsedCertificate {
     || validityTlv?.tag !== TAG.sequence || subjectTlv === undefined || spkiTlv?.tag !== TAG.sequence) {
     throw new DerError('bad tbsCertificate');
   }
+  const serial = content(buf, serialTlv);
   // RFC 5280 section 4.1.1.2: signatureAlgorithm MUST equal tbsCertificate.signature.
   if (!Buffer.from(whole(buf, innerSigAlg)).equals(whole(buf, sigAlgTlv))) throw new DerError('signature algorithm mismatch');
-  const algParts = children(buf, sigAlgTlv);
-  if (algParts[0]?.tag !== TAG.oid || algParts.length > 2) throw new DerError('bad AlgorithmIdentifier');
-  const signatureAlgorithm = {
-    oid: decodeOid(content(buf, algParts[0])),
-    parameters: algParts[1] !== undefined ? whole(buf, algParts[1]) : null,
-  };
+  const signatureAlgorithm = algorithmOf(buf, sigAlgTlv);
 
   const [nbTlv, naTlv, ...moreTimes] = children(buf, validityTlv);
   if (nbTlv === undefined || naTlv === undefined || moreTimes.length > 0) throw new DerError('bad validity');
@@ -630,28 +542,14 @@ function parse(der: Uint8Array): ParsedCertificate {
     if (t.tag !== 0xa3 || i !== tbs.length - 1) throw new DerError('unexpected field in tbsCertificate');
     if (version !== 3) throw new DerError('extensions need version 3');
     const [list, ...rest] = children(buf, t);
-    if (list?.tag !== TAG.sequence || rest.length > 0) throw new DerError('bad extensions');
+    if (rest.length > 0) throw new DerError('bad extensions');
     const seen = new Set<string>();
-    for (const extTlv of children(buf, list)) {
-      if (extTlv.tag !== TAG.sequence) throw new DerError('bad extension');
-      const parts = children(buf, extTlv);
-      const oidTlv = parts[0];
-      let critical = false;
-      let valueTlv = parts[1];
-      if (valueTlv?.tag === TAG.boolean) {
-        critical = decodeBoolean(buf, valueTlv); // an explicit FALSE is BER but common; accepted
-        valueTlv = parts[2];
-        if (parts.length !== 3) throw new DerError('bad extension');
-      } else if (parts.length !== 2) {
-        throw new DerError('bad extension');
-      }
-      if (oidTlv?.tag !== TAG.oid || valueTlv?.tag !== TAG.octetString) throw new DerError('bad extension');
-      const oid = decodeOid(content(buf, oidTlv));
+    for (const extension of readExtensions(buf, list)) {
       // RFC 5280 section 4.2: a certificate MUST NOT include more than one instance of an extension.
-      if (seen.has(oid)) throw new DerError(`duplicate extension ${oid}`);
-      seen.add(oid);
-      extensions.push({ oid, critical });
-      parseExtensionValue(oid, content(buf, valueTlv), fields);
+      if (seen.has(extension.oid)) throw new DerError(`duplicate extension ${extension.oid}`);
+      seen.add(extension.oid);
+      extensions.push(extension);
+      parseExtensionValue(extension.oid, extension.value, fields);
     }
   }
 
@@ -659,7 +557,7 @@ function parse(der: Uint8Array): ParsedCertificate {
     thumbprint: thumbprintS256(der),
     subject: subject.text,
     issuer: issuer.text,
-    serialNumber: serialHex(content(buf, serialTlv)),
+    serialNumber: serialHex(serial),
     subjectAltNames: Object.freeze(fields.subjectAltNames.map(formatGeneralName)),
     notBefore: new Date(notBeforeMs),
     notAfter: new Date(notAfterMs),
@@ -668,9 +566,10 @@ function parse(der: Uint8Array): ParsedCertificate {
     der,
     facts,
     version,
+    serial,
     tbs: whole(buf, tbsTlv),
     signatureAlgorithm,
-    signature: sigBits.subarray(1),
+    signature,
     issuer,
     subject,
     notBeforeMs,
@@ -696,26 +595,29 @@ function unsignedB64url(bytes: Uint8Array): string {
   return Buffer.from(bytes.subarray(start)).toString('base64url');
 }
 
+/** SubjectPublicKeyInfo: the algorithm and the subjectPublicKey bits (whole octets). Throws DerError. */
+function readSpki(spki: Uint8Array): { readonly algorithm: AlgorithmIdentifier; readonly key: Uint8Array } {
+  const [alg, bits, ...rest] = children(spki, readWhole(spki, TAG.sequence, 'SubjectPublicKeyInfo'));
+  if (rest.length > 0) throw new DerError('bad SubjectPublicKeyInfo');
+  return { algorithm: algorithmOf(spki, alg), key: bitStringBytes(spki, expectTag(bits, TAG.bitString, 'subjectPublicKey'), 'subjectPublicKey') };
+}
+
+/** The subjectPublicKey bits (the input of an OCSP CertID issuerKeyHash, RFC 6960 section 4.1.1). Throws DerError. */
+export function subjectPublicKeyBits(cert: ParsedCertificate): Uint8Array {
+  return readSpki(cert.spki).key;
+}
+
 /** The JWK form of common SPKIs: importing a JWK is several times faster than decoding SPKI DER on OpenSSL 3. */
 function spkiToJwk(spki: Uint8Array): JsonWebKey | null {
-  const top = expect(spki, 0, spki.length, TAG.sequence, 'SubjectPublicKeyInfo');
-  const [alg, bits] = children(spki, top);
-  if (alg?.tag !== TAG.sequence || bits?.tag !== TAG.bitString || top.end !== spki.length) return null;
-  const [oidTlv, params] = children(spki, alg);
-  if (oidTlv?.tag !== TAG.oid) return null;
-  const oid = decodeOid(content(spki, oidTlv));
-  const key = content(spki, bits);
-  if (key[0] !== 0) return null;
-  const point = key.subarray(1);
+  const { algorithm, key: point } = readSpki(spki);
+  const { oid, parameters } = algorithm;
   if (oid === '1.2.840.113549.1.1.1') {
-    const seq = readTlv(point, 0, point.length);
-    if (seq.tag !== TAG.sequence || seq.end !== point.length) return null;
-    const [n, e, ...rest] = children(point, seq);
+    const [n, e, ...rest] = children(point, readWhole(point, TAG.sequence, 'RSAPublicKey'));
     if (n?.tag !== TAG.integer || e?.tag !== TAG.integer || rest.length > 0) return null;
     return { kty: 'RSA', n: unsignedB64url(content(point, n)), e: unsignedB64url(content(point, e)) };
   }
-  if (oid === '1.2.840.10045.2.1' && params?.tag === TAG.oid) {
-    const curve = CURVES[decodeOid(content(spki, params))];
+  if (oid === '1.2.840.10045.2.1' && parameters?.[0] === TAG.oid) {
+    const curve = CURVES[oidOf(parameters, readWhole(parameters, TAG.oid, 'namedCurve'))];
     if (curve === undefined || point.length !== 1 + 2 * curve.size || point[0] !== 4) return null;
     const x = Buffer.from(point.subarray(1, 1 + curve.size)).toString('base64url');
     const y = Buffer.from(point.subarray(1 + curve.size)).toString('base64url');

@@ -74,6 +74,12 @@ export const FROM_HEADER_FIELDS: SchemaFields = [
   { http_proxy_port: { type: 'integer', between: [1, 65535], description: 'Port of http_proxy_host.' } },
 ];
 
+/** One `upstream_headers` entry: the upstream header and where its value comes from. */
+export const UPSTREAM_HEADER_FIELDS: SchemaFields = [
+  { header: { type: 'string', required: true, len_min: 1, description: 'Upstream request header name.' } },
+  { path: { type: 'string', required: true, len_min: 1, description: 'Claim path or cert.<fact>.' } },
+];
+
 /** The whole config record, top-level keys in Kong openid-connect order where shared. */
 export const CONFIG_FIELDS: SchemaFields = [
   { issuer: { type: 'string', description: 'The OpenID Connect issuer; discovery at issuer + /.well-known/openid-configuration.' } },
@@ -114,4 +120,12 @@ export const CONFIG_FIELDS: SchemaFields = [
   { idp_ca_certificates_pem: pemList('Extra PEM CA certificates trusted for the IdP TLS connection.') },
   { admin_api_url: { type: 'string', required: true, default: 'http://127.0.0.1:8001',
       description: 'Kong Admin API, used to read ca_certificates entities.' } },
+  { upstream_headers: { type: 'array', default: [], elements: { type: 'record', fields: UPSTREAM_HEADER_FIELDS },
+      description: 'Upstream request headers set from verified values: {header, path}; path is a claim path (sub, realm_access.roles) or cert.subject, cert.san, cert.thumbprint, cert.issuer, cert.serial. Client-sent copies are always removed.' } },
+  { hide_credentials: { type: 'boolean', required: true, default: false,
+      description: 'Remove the Authorization header from the upstream request.' } },
+  { hide_certificate_header: { type: 'boolean', required: true, default: false,
+      description: 'Remove the certificate header (and the chain header) from the upstream request.' } },
+  { log_serialize: { type: 'boolean', required: true, default: false,
+      description: 'Record each decision (result, reason, certificate thumbprint and subject) for Kong log plugins under mtls_pop; one more PDK round trip per request.' } },
 ];

@@ -9,6 +9,7 @@ import {
   CONFIG_FIELDS, type SchemaField, type SchemaFields, type POP_MODES, type HEADER_FORMATS,
   type REVOCATION_MODES, type ASYMMETRIC_ALGORITHMS,
 } from './config-schema.js';
+import { headerKey, headerNameProblem, parseValuePath } from './upstream-headers.js';
 
 export type PopMode = (typeof POP_MODES)[number];
 export type HeaderFormat = (typeof HEADER_FORMATS)[number];
@@ -59,6 +60,16 @@ export interface MtlsPopConfig {
   readonly ssl_verify: boolean;
   readonly idp_ca_certificates_pem: readonly string[];
   readonly admin_api_url: string;
+  readonly upstream_headers: readonly UpstreamHeaderConfig[];
+  readonly hide_credentials: boolean;
+  readonly hide_certificate_header: boolean;
+  readonly log_serialize: boolean;
+}
+
+/** One `upstream_headers` entry. */
+export interface UpstreamHeaderConfig {
+  readonly header: string;
+  readonly path: string;
 }
 
 export type ConfigResult =
@@ -188,6 +199,7 @@ function checkCrossField(config: MtlsPopConfig, errors: string[]): void {
       errors.push('proof_of_possession_mtls_from_header.ca_certificates: list at least one CA (or use ca_certificates_pem)');
     }
   }
+  checkUpstreamHeaders(config, errors);
   if (fromHeader !== null) {
     const prefix = 'proof_of_possession_mtls_from_header';
     if (fromHeader.ocsp_responder_url !== null && !isHttpUrl(fromHeader.ocsp_responder_url)) {
@@ -197,6 +209,26 @@ function checkCrossField(config: MtlsPopConfig, errors: string[]): void {
       errors.push(`${prefix}.http_proxy_host: set http_proxy_host and http_proxy_port together`);
     }
   }
+}
+
+/** `upstream_headers`: valid, unreserved, distinct names (`-`/`_` and case folded) and valid paths. */
+function checkUpstreamHeaders(config: MtlsPopConfig, errors: string[]): void {
+  const fromHeader = config.proof_of_possession_mtls_from_header;
+  const certificateHeaders = fromHeader === null ? [] : [
+    fromHeader.certificate_header_name,
+    ...(fromHeader.certificate_chain_header_name === null ? [] : [fromHeader.certificate_chain_header_name]),
+  ];
+  const seen = new Set<string>();
+  config.upstream_headers.forEach((entry, i) => {
+    const at = `upstream_headers[${i + 1}]`;
+    const problem = headerNameProblem(entry.header, certificateHeaders);
+    if (problem !== null) errors.push(`${at}.header: ${entry.header} ${problem}`);
+    const key = headerKey(entry.header);
+    if (seen.has(key)) errors.push(`${at}.header: ${entry.header} is listed twice`);
+    seen.add(key);
+    const path = parseValuePath(entry.path);
+    if (!path.ok) errors.push(`${at}.path: ${path.error}`);
+  });
 }
 
 /** Validates and defaults a raw config object. Never throws. */

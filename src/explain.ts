@@ -33,12 +33,14 @@ import {
   type CertificateFacts, type ParsedCertificate,
 } from './certificate.js';
 import { JwksSource } from './jwks.js';
-import { TokenVerifier } from './token.js';
+import { TokenVerifier, type TokenPolicy } from './token.js';
 import { checkAudience, checkIssuer, checkScopes } from './claims.js';
 import { boundThumbprint, checkBinding, requiresCertificate } from './binding.js';
 import { RevocationChecker } from './revocation.js';
 import { parsePemBlocks, pemBlocksToDer } from './pem.js';
-import { trustAnchorsFromPem, Verifier, type RequestFacts } from './verifier.js';
+import {
+  jwksOptionsFrom, revocationOptionsFrom, tokenPolicyFrom, trustAnchorsFromPem, Verifier, type RequestFacts,
+} from './verifier.js';
 import type { HttpRejection } from './response.js';
 
 export type StepStatus = 'PASS' | 'FAIL' | 'SKIP';
@@ -219,6 +221,32 @@ function check(name: string, label: string, status: StepStatus, text: string, no
   return { name, label, status, text, notes };
 }
 
+/** Marks the step failed with the failure the plugin's module returned (the verdict's side of the story). */
+function failStep(step: ExplainStep, failure: AuthFailure, summarySuffix = ''): void {
+  step.status = 'FAIL';
+  step.failure = failure;
+  step.fix = fixFor(failure.reason);
+  step.summary = `${failure.reason}: ${failure.detail}${summarySuffix}`;
+}
+
+/**
+ * Puts the module's failure on the check line `name`: a new FAIL line, or a line that looked fine
+ * (its own text kept as a note). With `notePlugin`, a line that failed for a reason worded
+ * differently also gets the module's detail as a note.
+ */
+function failCheck(step: ExplainStep, name: string, failure: AuthFailure, notePlugin: boolean): void {
+  const line = step.checks.find((c) => c.name === name);
+  if (line === undefined) {
+    step.checks.push(check(name, name, 'FAIL', failure.detail));
+  } else if (line.status !== 'FAIL') {
+    line.notes.push(`(looked fine: ${line.text})`);
+    line.status = 'FAIL';
+    line.text = failure.detail;
+  } else if (notePlugin && !line.text.includes(failure.detail)) {
+    line.notes.push(`plugin: ${failure.detail}`);
+  }
+}
+
 function summarise(role: string, der: Uint8Array, facts: CertificateFacts): CertificateSummary {
   return {
     role, subject: facts.subject, issuer: facts.issuer, serialNumber: facts.serialNumber,
@@ -359,15 +387,7 @@ export async function explain(input: ExplainInput): Promise<ExplainReport> {
   const now = input.now ?? Date.now;
   const fromHeader = config.proof_of_possession_mtls_from_header;
   const mode = config.proof_of_possession_mtls;
-  const jwks = input.jwks ?? new JwksSource({
-    issuer: config.issuer,
-    jwksUri: config.jwks_endpoint,
-    timeoutMs: config.timeout,
-    rediscoveryLifetimeS: config.rediscovery_lifetime,
-    sslVerify: config.ssl_verify,
-    caPem: config.idp_ca_certificates_pem,
-    now,
-  });
+  const jwks = input.jwks ?? new JwksSource(jwksOptionsFrom(config, now));
 
   // The request as the plugin would see it.
   const authorization = /^bearer[ \t]/i.test(input.token.trim()) ? input.token.trim() : `Bearer ${input.token.trim()}`;
@@ -478,10 +498,7 @@ function explainHeader(
     ? `files encoded as ${format} (${size} characters, max_header_size ${fromHeader.max_header_size})`
     : `${format} value of ${size} characters (max_header_size ${fromHeader.max_header_size})`;
   if (!result.ok) {
-    step.status = 'FAIL';
-    step.failure = result.error;
-    step.fix = fixFor(result.error.reason);
-    step.summary = `${result.error.reason}: ${result.error.detail}`;
+    failStep(step, result.error);
     step.checks.push(check('decode', 'decode', 'FAIL', `${source}: ${result.error.detail}`));
     return { step, decoded: null };
   }
@@ -580,10 +597,7 @@ async function explainChain(decoded: DecodedCertificates | null, config: MtlsPop
     return step;
   }
   if (!anchorsResult.ok) {
-    step.status = 'FAIL';
-    step.failure = anchorsResult.error;
-    step.fix = fixFor(anchorsResult.error.reason);
-    step.summary = `${anchorsResult.error.reason}: ${anchorsResult.error.detail}`;
+    failStep(step, anchorsResult.error);
     step.checks.push(check('path', 'trust anchors', 'FAIL', anchorsResult.error.detail));
     return step;
   }
@@ -591,20 +605,9 @@ async function explainChain(decoded: DecodedCertificates | null, config: MtlsPop
   const { validator, anchorsDer } = anchorsResult.value;
   const validated = await validator.validate(decoded.ders);
   let revocation: Awaited<ReturnType<RevocationChecker['check']>> | null = null;
-  if (validated.ok && fromHeader.revocation_check_mode !== 'SKIP') {
-    revocation = await new RevocationChecker({
-      mode: fromHeader.revocation_check_mode,
-      timeoutMs: fromHeader.http_timeout,
-      cacheTtlMs: fromHeader.cert_cache_ttl,
-      cacheSize: config.cache_size,
-      sslVerify: fromHeader.ssl_verify,
-      ocspUrlOverride: fromHeader.ocsp_responder_url,
-      httpProxy: fromHeader.http_proxy_host === null || fromHeader.http_proxy_port === null
-        ? null
-        : `http://${fromHeader.http_proxy_host}:${fromHeader.http_proxy_port}`,
-      checkWholePath: fromHeader.revocation_check_whole_chain,
-      now,
-    }).check(decoded.ders, anchorsDer);
+  const revocationOptions = revocationOptionsFrom(config, now);
+  if (validated.ok && revocationOptions !== null && revocationOptions.mode !== 'SKIP') {
+    revocation = await new RevocationChecker(revocationOptions).check(decoded.ders, anchorsDer);
   }
 
   // The display: path, dates, flags, EKU and signatures, from the parsed certificates.
@@ -689,19 +692,8 @@ async function explainChain(decoded: DecodedCertificates | null, config: MtlsPop
     step.summary = validated.ok ? `valid: ${validated.value.subject}, issued by ${validated.value.issuer}` : '';
     return step;
   }
-  step.status = 'FAIL';
-  step.failure = outcome;
-  step.fix = fixFor(outcome.reason);
-  step.summary = `${outcome.reason}: ${outcome.detail}`;
-  const name = CHAIN_REASON_CHECK[outcome.reason] ?? 'path';
-  const line = step.checks.find((c) => c.name === name);
-  if (line === undefined) {
-    step.checks.push(check(name, name, 'FAIL', outcome.detail));
-  } else if (line.status !== 'FAIL') {
-    line.notes.push(`(looked fine: ${line.text})`);
-    line.status = 'FAIL';
-    line.text = outcome.detail;
-  }
+  failStep(step, outcome);
+  failCheck(step, CHAIN_REASON_CHECK[outcome.reason] ?? 'path', outcome, false);
   return step;
 }
 
@@ -727,7 +719,9 @@ async function explainToken(
   config: MtlsPopConfig, jwks: JwksSource, now: () => number,
 ): Promise<ExplainStep> {
   const step: ExplainStep = { id: 'token', title: 'Access token', status: 'PASS', summary: '', failure: null, fix: null, checks: [] };
-  const issuersAllowed = config.issuers_allowed ?? (config.issuer === null ? [] : [config.issuer]);
+  // The plugin's policy, without its verdict cache: every run checks the token afresh.
+  const policy: TokenPolicy = { ...tokenPolicyFrom(config, now), cacheSize: 0, cacheTtlS: 0, cacheSalt: null };
+  const { issuersAllowed } = policy;
   if (!bearer.ok) {
     step.checks.push(check('bearer', 'bearer', 'FAIL', bearer.error.detail));
   } else {
@@ -825,17 +819,7 @@ async function explainToken(
         `${shown(scopeValue)}${scopesRequired ? ` (required: all of one of ${JSON.stringify(config.scopes_required)})` : ' (scopes_required not set)'}`));
     }
 
-    verified = await new TokenVerifier({
-      issuersAllowed,
-      algorithms: config.signing_algorithms,
-      leewayS: config.leeway,
-      audienceRequired: config.audience_required,
-      scopesRequired: config.scopes_required,
-      cacheSize: 0,
-      cacheTtlS: 0,
-      cacheSalt: null,
-      now,
-    }, jwks).verify(token);
+    verified = await new TokenVerifier(policy, jwks).verify(token);
   }
 
   const outcome = !bearer.ok ? bearer.error : verified !== null && !verified.ok ? verified.error : null;
@@ -843,22 +827,10 @@ async function explainToken(
     step.summary = `valid: iss ${shown(claims?.['iss'])}, sub ${shown(claims?.['sub'])}`;
     return step;
   }
-  step.status = 'FAIL';
-  step.failure = outcome;
-  step.fix = fixFor(outcome.reason);
-  step.summary = `${outcome.reason}: ${outcome.detail}`;
+  failStep(step, outcome);
   let name = TOKEN_REASON_CHECK[outcome.reason] ?? 'header';
   if (outcome.reason === 'token_claims_invalid') name = /\biat\b/.test(outcome.detail) ? 'iat' : /\bnbf\b/.test(outcome.detail) ? 'nbf' : 'exp';
-  const line = step.checks.find((c) => c.name === name);
-  if (line === undefined) {
-    step.checks.push(check(name, name, 'FAIL', outcome.detail));
-  } else if (line.status !== 'FAIL') {
-    line.notes.push(`(looked fine: ${line.text})`);
-    line.status = 'FAIL';
-    line.text = outcome.detail;
-  } else if (!line.text.includes(outcome.detail)) {
-    line.notes.push(`plugin: ${outcome.detail}`);
-  }
+  failCheck(step, name, outcome, true);
   return step;
 }
 
@@ -996,10 +968,7 @@ function explainBinding(
     }
     return step;
   }
-  step.status = 'FAIL';
-  step.failure = result.error;
-  step.fix = fixFor(result.error.reason);
-  step.summary = `${result.error.reason}: ${result.error.detail}${tokenVerified ? '' : ' (token not verified: shown for information)'}`;
+  failStep(step, result.error, tokenVerified ? '' : ' (token not verified: shown for information)');
   const hints = typeof raw === 'string' && leaf !== null ? cnfHints(raw, leaf, others) : { hints: [], specific: false };
   step.checks.push(check('match', 'match', 'FAIL', result.error.detail, hints.hints));
   if (hints.specific && hints.hints[0] !== undefined) step.fix = hints.hints[0];

@@ -31,13 +31,14 @@
  *   parsed and ignored: RFC 9440 defines none, and a Structured Field parser must still accept
  *   them. Per RFC 8941 section 4.2.7, missing `=` padding and non-zero pad bits are tolerated here.
  *
- * Every certificate's outer DER is checked here (one definite-length SEQUENCE of tbsCertificate
- * SEQUENCE, signatureAlgorithm SEQUENCE and signatureValue BIT STRING, with minimal lengths and no
- * trailing bytes; RFC 5280 section 4.1, X.690 section 10.1) so that junk is rejected cheaply; the
- * full parse happens in chain validation.
+ * Every certificate's outer DER is checked here with the strict reader of `der.ts` (one
+ * definite-length SEQUENCE of tbsCertificate SEQUENCE, signatureAlgorithm SEQUENCE and
+ * signatureValue BIT STRING, with minimal lengths and no trailing bytes; RFC 5280 section 4.1,
+ * X.690 section 10.1) so that junk is rejected cheaply; the full parse happens in chain validation.
  */
 import { createHash } from 'node:crypto';
 import type { HeaderFormat } from './config.js';
+import { DerError, HIGH_TAG_NUMBER, readTlv, TAG, type Tlv } from './der.js';
 import { fail, ok, type Result } from './errors.js';
 
 export interface HeaderLimits {
@@ -175,45 +176,29 @@ function startsWithAscii(bytes: Uint8Array, prefix: string): boolean {
 // ---------------------------------------------------------------------------------------------
 // Outer DER shape of a Certificate (RFC 5280 section 4.1; DER per X.690 section 10.1).
 
-interface Tlv { readonly tag: number; readonly contentStart: number; readonly end: number }
-
-/** Reads one DER TLV inside [offset, limit); returns a reason string when it is not one. */
-function readTlv(der: Uint8Array, offset: number, limit: number): Tlv | string {
-  if (offset + 2 > limit) return 'truncated';
-  const tag = der[offset] as number;
-  const first = der[offset + 1] as number;
-  let length: number;
-  let contentStart: number;
-  if (first < 0x80) {
-    length = first;
-    contentStart = offset + 2;
-  } else if (first === 0x80) {
-    return 'indefinite length (BER, not DER)';
-  } else {
-    const count = first & 0x7f;
-    if (count > 4) return 'length field too long';
-    if (offset + 2 + count > limit) return 'truncated';
-    length = 0;
-    for (let i = 0; i < count; i++) length = length * 256 + (der[offset + 2 + i] as number);
-    if (der[offset + 2] === 0 || length < 0x80) return 'non-minimal length encoding (not DER)';
-    contentStart = offset + 2 + count;
+/** The DER element at `offset`, or why there is none. */
+function tlvAt(der: Uint8Array, offset: number, limit: number): Tlv | string {
+  try {
+    return readTlv(der, offset, limit);
+  } catch (error) {
+    if (error instanceof DerError) return error.message;
+    throw error;
   }
-  const end = contentStart + length;
-  if (end > limit) return 'truncated';
-  return { tag, contentStart, end };
 }
+
+const NOT_A_SEQUENCE = 'it does not start with a SEQUENCE';
 
 /** Checks a Certificate SEQUENCE starting at `offset`; returns its end offset or why it is not one. */
 function readCertificate(der: Uint8Array, offset: number): number | string {
-  const outer = readTlv(der, offset, der.length);
-  if (typeof outer === 'string') return outer;
-  if (outer.tag !== 0x30) return 'it does not start with a SEQUENCE';
-  const tbs = readTlv(der, outer.contentStart, outer.end);
-  if (typeof tbs === 'string' || tbs.tag !== 0x30) return 'a SEQUENCE, but its first element is not a tbsCertificate SEQUENCE';
-  const algorithm = readTlv(der, tbs.end, outer.end);
-  if (typeof algorithm === 'string' || algorithm.tag !== 0x30) return 'a SEQUENCE, but its second element is not an AlgorithmIdentifier SEQUENCE';
-  const signature = readTlv(der, algorithm.end, outer.end);
-  if (typeof signature === 'string' || signature.tag !== 0x03 || signature.end === signature.contentStart) {
+  const outer = tlvAt(der, offset, der.length);
+  if (typeof outer === 'string') return outer === HIGH_TAG_NUMBER ? NOT_A_SEQUENCE : outer;
+  if (outer.tag !== TAG.sequence) return NOT_A_SEQUENCE;
+  const tbs = tlvAt(der, outer.body, outer.end);
+  if (typeof tbs === 'string' || tbs.tag !== TAG.sequence) return 'a SEQUENCE, but its first element is not a tbsCertificate SEQUENCE';
+  const algorithm = tlvAt(der, tbs.end, outer.end);
+  if (typeof algorithm === 'string' || algorithm.tag !== TAG.sequence) return 'a SEQUENCE, but its second element is not an AlgorithmIdentifier SEQUENCE';
+  const signature = tlvAt(der, algorithm.end, outer.end);
+  if (typeof signature === 'string' || signature.tag !== TAG.bitString || signature.end === signature.body) {
     return 'a SEQUENCE, but its third element is not a signature BIT STRING';
   }
   if (signature.end !== outer.end) return 'a SEQUENCE with more than three elements';

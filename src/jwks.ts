@@ -20,10 +20,8 @@
  *   is noticed within 5 s.
  */
 import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
-import * as http from 'node:http';
-import * as https from 'node:https';
-import { rootCertificates } from 'node:tls';
 import { fail, ok, type AuthFailure, type Result } from './errors.js';
+import { describeNetworkError, HttpError, httpRequest } from './http.js';
 
 export interface JwksOptions {
   /** Discovery: issuer (trailing slashes trimmed) + `/.well-known/openid-configuration` gives `jwks_uri`. */
@@ -81,7 +79,7 @@ export class JwksSource {
   readonly #timeoutMs: number;
   readonly #rediscoveryMs: number;
   readonly #sslVerify: boolean;
-  readonly #ca: string[] | undefined;
+  readonly #caPem: readonly string[];
   readonly #maxBytes: number;
   readonly #staleMs: number;
   readonly #maxAgeMs: number;
@@ -104,7 +102,7 @@ export class JwksSource {
     this.#timeoutMs = Math.max(1, options.timeoutMs);
     this.#rediscoveryMs = Math.max(0, options.rediscoveryLifetimeS) * 1000;
     this.#sslVerify = options.sslVerify;
-    this.#ca = options.caPem.length > 0 ? [...rootCertificates, ...options.caPem] : undefined;
+    this.#caPem = options.caPem;
     this.#maxBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     this.#staleMs = Math.max(0, options.staleMaxS ?? DEFAULT_STALE_MAX_S) * 1000;
     this.#maxAgeMs = Math.max(0, options.maxAgeS ?? DEFAULT_MAX_AGE_S) * 1000;
@@ -241,66 +239,39 @@ export class JwksSource {
     return ok(keys);
   }
 
-  /** One GET with a total deadline, a size cap, our TLS settings and no redirects. */
-  #getJson(url: URL, what: string): Promise<Result<unknown>> {
-    const timeoutMs = this.#timeoutMs;
-    const maxBytes = this.#maxBytes;
+  /** One GET with a total deadline, a size cap, our TLS settings and no redirects (`http.ts`). */
+  async #getJson(url: URL, what: string): Promise<Result<unknown>> {
     const failWith = (problem: string): Result<unknown> => fail('jwks_unavailable', `${what} request to ${url.host} ${problem}`);
-    return new Promise((resolve) => {
-      let settled = false;
-      const options: https.RequestOptions = {
-        method: 'GET',
-        agent: false,
+    let body: Buffer;
+    try {
+      body = (await httpRequest(url, {
         headers: { accept: 'application/json, application/jwk-set+json', 'accept-encoding': 'identity', 'user-agent': 'mtls-pop' },
-      };
-      if (url.protocol === 'https:') {
-        options.rejectUnauthorized = this.#sslVerify;
-        if (this.#ca !== undefined) options.ca = this.#ca;
-      }
-      const request = (url.protocol === 'https:' ? https : http).request(url, options);
-      const finish = (result: Result<unknown>): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        request.destroy();
-        resolve(result);
-      };
-      const timer = setTimeout(() => finish(failWith(`timed out after ${timeoutMs} ms`)), timeoutMs);
-      request.on('error', (error) => finish(failWith(describeNetworkError(error))));
-      request.on('response', (response) => {
-        const status = response.statusCode ?? 0;
-        if (status !== 200) {
-          response.resume();
-          finish(failWith(`returned HTTP ${status}${status >= 300 && status < 400 ? ' (redirects are not followed)' : ''}`));
-          return;
-        }
-        const declared = Number(response.headers['content-length']);
-        if (Number.isFinite(declared) && declared > maxBytes) {
-          finish(failWith(`returned more than ${maxBytes} bytes`));
-          return;
-        }
-        const chunks: Buffer[] = [];
-        let size = 0;
-        response.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > maxBytes) finish(failWith(`returned more than ${maxBytes} bytes`));
-          else chunks.push(chunk);
-        });
-        response.on('error', (error) => finish(failWith(describeNetworkError(error))));
-        response.on('aborted', () => finish(failWith('was cut off')));
-        response.on('end', () => {
-          let value: unknown;
-          try {
-            value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks)));
-          } catch {
-            finish(failWith('returned a body that is not JSON'));
-            return;
-          }
-          finish(ok(value));
-        });
-      });
-      request.end();
-    });
+        timeoutMs: this.#timeoutMs, maxBytes: this.#maxBytes, tlsVerify: this.#sslVerify, caPem: this.#caPem, expectStatus: 200,
+      })).body;
+    } catch (error) {
+      if (!(error instanceof HttpError)) throw error;
+      return failWith(fetchProblem(error, this.#timeoutMs, this.#maxBytes));
+    }
+    try {
+      return ok(JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body)));
+    } catch {
+      return failWith('returned a body that is not JSON');
+    }
+  }
+}
+
+/** What went wrong with a discovery or JWKS request, after "<what> request to <host>". */
+function fetchProblem(error: HttpError, timeoutMs: number, maxBytes: number): string {
+  switch (error.code) {
+    case 'timeout': return `timed out after ${timeoutMs} ms`;
+    case 'status': {
+      const status = error.status ?? 0;
+      return `returned HTTP ${status}${status >= 300 && status < 400 ? ' (redirects are not followed)' : ''}`;
+    }
+    case 'too_large': return `returned more than ${maxBytes} bytes`;
+    case 'cut_off': return 'was cut off';
+    case 'network': return `failed: ${describeNetworkError(error.errorCode)}`;
+    case 'bad_url': return `failed: ${error.message}`;
   }
 }
 
@@ -394,17 +365,6 @@ function parseHttpUrl(text: string): URL | null {
   } catch {
     return null;
   }
-}
-
-/** A short, safe description of a socket or TLS error (its code, never its message). */
-function describeNetworkError(error: unknown): string {
-  const raw = isObject(error) ? error['code'] : undefined;
-  const code = typeof raw === 'string' && /^[A-Z0-9_]{1,64}$/.test(raw) ? raw : 'unknown error';
-  if (code === 'ECONNREFUSED') return 'failed: connection refused';
-  if (code === 'ECONNRESET' || code === 'EPIPE') return 'failed: connection reset';
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'failed: host name not resolved';
-  if (/CERT|SELF_SIGNED|UNABLE_TO|ERR_TLS|ERR_SSL|HOSTNAME/.test(code)) return `failed: TLS certificate rejected (${code})`;
-  return `failed (${code})`;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

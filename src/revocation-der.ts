@@ -1,306 +1,46 @@
 /**
- * A minimal DER reader and writer (ITU-T X.690 section 10) and the few structures revocation
- * checking needs: certificates (RFC 5280 section 4.1), CRLs (RFC 5280 section 5.1), and OCSP
- * requests and responses (RFC 6960 section 4).
+ * The DER structures revocation checking reads and writes, on the strict reader of `der.ts`: CRLs
+ * (RFC 5280 section 5.1), OCSP requests and responses (RFC 6960 section 4), RSASSA-PSS parameters.
+ * Certificates themselves are parsed by `certificate.ts`.
  *
  * Why not pkijs: pkijs (through asn1js) refuses inputs of more than 10,000 ASN.1 nodes, so a CRL
  * with more than about 1,500 entries cannot be parsed at all; and its schema matching is slow
  * (measured here: about 2 ms per certificate, 20 to 45 ms of event-loop time per OCSP response).
- * This reader walks the bytes in place: a certificate or an OCSP response takes microseconds and a
- * CRL of 20,000 entries is one linear pass.
+ * This reader walks the bytes in place: an OCSP response takes microseconds and a CRL of 20,000
+ * entries is one linear pass.
  *
- * Only definite lengths are accepted (DER); anything malformed throws `DerError`, which callers
- * turn into "no answer" (responses) or `internal_error` (certificates that already passed chain
- * validation).
+ * Anything malformed throws `DerError`, which callers turn into "no answer".
  */
-
-export class DerError extends Error {
-  override readonly name = 'DerError';
-}
-
-/** One tag-length-value: `tag` is the identifier octet; offsets index the underlying buffer. */
-export interface Tlv {
-  readonly tag: number;
-  readonly start: number;
-  readonly valueStart: number;
-  readonly end: number;
-}
-
-export const TAG = {
-  boolean: 0x01, integer: 0x02, bitString: 0x03, octetString: 0x04, null: 0x05, oid: 0x06,
-  enumerated: 0x0a, utcTime: 0x17, generalizedTime: 0x18, sequence: 0x30, set: 0x31,
-} as const;
-
-/** Context-specific tag number `n`, constructed (`[n]` EXPLICIT or a constructed IMPLICIT type). */
-export const ctx = (n: number): number => 0xa0 | n;
-/** Context-specific tag number `n`, primitive (`[n]` IMPLICIT over a primitive type). */
-export const ctxPrim = (n: number): number => 0x80 | n;
-
-export function readTlv(buf: Uint8Array, offset: number, limit: number = buf.length): Tlv {
-  if (offset + 2 > limit) throw new DerError('truncated');
-  const tag = buf[offset] as number;
-  if ((tag & 0x1f) === 0x1f) throw new DerError('high tag numbers are not supported');
-  let length = buf[offset + 1] as number;
-  let valueStart = offset + 2;
-  if (length & 0x80) {
-    const octets = length & 0x7f;
-    if (octets === 0 || octets > 4) throw new DerError('indefinite or oversized length');
-    if (valueStart + octets > limit) throw new DerError('truncated length');
-    length = 0;
-    for (let i = 0; i < octets; i++) length = length * 256 + (buf[valueStart + i] as number);
-    valueStart += octets;
-  }
-  const end = valueStart + length;
-  if (end > limit) throw new DerError('truncated value');
-  return { tag, start: offset, valueStart, end };
-}
-
-/** The one TLV that must fill `buf` exactly, with tag `tag`. */
-export function readWhole(buf: Uint8Array, tag: number): Tlv {
-  const tlv = readTlv(buf, 0);
-  if (tlv.tag !== tag || tlv.end !== buf.length) throw new DerError('unexpected outer structure');
-  return tlv;
-}
-
-/** Iterates the TLVs inside a constructed TLV. */
-export function* children(buf: Uint8Array, parent: Tlv): Generator<Tlv> {
-  let offset = parent.valueStart;
-  while (offset < parent.end) {
-    const child = readTlv(buf, offset, parent.end);
-    yield child;
-    offset = child.end;
-  }
-}
-
-export function childList(buf: Uint8Array, parent: Tlv): Tlv[] {
-  return [...children(buf, parent)];
-}
-
-export function expectTag(tlv: Tlv | undefined, tag: number, what: string): Tlv {
-  if (tlv === undefined || tlv.tag !== tag) throw new DerError(`${what} missing`);
-  return tlv;
-}
-
-export const valueOf = (buf: Uint8Array, tlv: Tlv): Uint8Array => buf.subarray(tlv.valueStart, tlv.end);
-export const rawOf = (buf: Uint8Array, tlv: Tlv): Uint8Array => buf.subarray(tlv.start, tlv.end);
-
-export function oidOf(buf: Uint8Array, tlv: Tlv): string {
-  if (tlv.tag !== TAG.oid || tlv.end === tlv.valueStart) throw new DerError('OID expected');
-  const arcs: number[] = [];
-  let value = 0;
-  for (let i = tlv.valueStart; i < tlv.end; i++) {
-    const byte = buf[i] as number;
-    value = value * 128 + (byte & 0x7f);
-    if (value > Number.MAX_SAFE_INTEGER / 128) throw new DerError('OID arc too large');
-    if ((byte & 0x80) === 0) {
-      if (arcs.length === 0) arcs.push(value < 80 ? Math.floor(value / 40) : 2, value < 80 ? value % 40 : value - 80);
-      else arcs.push(value);
-      value = 0;
-    }
-  }
-  return arcs.join('.');
-}
-
-/** BIT STRING contents; throws unless the unused-bits count is 0 (keys and signatures are whole octets). */
-export function bitStringBytes(buf: Uint8Array, tlv: Tlv): Uint8Array {
-  if (tlv.tag !== TAG.bitString || tlv.end === tlv.valueStart || buf[tlv.valueStart] !== 0) {
-    throw new DerError('octet-aligned BIT STRING expected');
-  }
-  return buf.subarray(tlv.valueStart + 1, tlv.end);
-}
-
-export function booleanOf(buf: Uint8Array, tlv: Tlv): boolean {
-  return tlv.end - tlv.valueStart === 1 && buf[tlv.valueStart] !== 0;
-}
-
-/** INTEGER as lowercase hex without leading zero octets (certificate serials, RFC 5280 4.1.2.2). */
-export function integerHex(buf: Uint8Array, tlv: Tlv): string {
-  if (tlv.tag !== TAG.integer || tlv.end === tlv.valueStart) throw new DerError('INTEGER expected');
-  return Buffer.from(buf.subarray(tlv.valueStart, tlv.end)).toString('hex').replace(/^(00)+(?=.)/, '');
-}
-
-export function smallInteger(buf: Uint8Array, tlv: Tlv): number {
-  if (tlv.tag !== TAG.integer || tlv.end - tlv.valueStart > 4) throw new DerError('small INTEGER expected');
-  let value = 0;
-  for (let i = tlv.valueStart; i < tlv.end; i++) value = value * 256 + (buf[i] as number);
-  return value;
-}
-
-/** UTCTime / GeneralizedTime (RFC 5280 4.1.2.5) to epoch milliseconds. */
-export function timeOf(buf: Uint8Array, tlv: Tlv): number {
-  const text = Buffer.from(buf.subarray(tlv.valueStart, tlv.end)).toString('latin1');
-  let match: RegExpExecArray | null;
-  let year: number;
-  if (tlv.tag === TAG.utcTime) {
-    match = /^(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)Z$/.exec(text);
-    if (match === null) throw new DerError('bad UTCTime');
-    const yy = Number(match[1]);
-    year = yy >= 50 ? 1900 + yy : 2000 + yy;
-  } else if (tlv.tag === TAG.generalizedTime) {
-    match = /^(\d{4})(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(?:\.\d+)?Z$/.exec(text);
-    if (match === null) throw new DerError('bad GeneralizedTime');
-    year = Number(match[1]);
-  } else {
-    throw new DerError('time expected');
-  }
-  const [, , mo, d, h, mi, s] = match.map(Number) as number[];
-  return Date.UTC(year, (mo as number) - 1, d, h, mi, s);
-}
-
-export interface AlgorithmId {
-  readonly oid: string;
-  /** DER of the parameters, when present. */
-  readonly params: Uint8Array | null;
-}
-
-export function algorithmOf(buf: Uint8Array, tlv: Tlv): AlgorithmId {
-  const [oid, params] = childList(buf, expectTag(tlv, TAG.sequence, 'AlgorithmIdentifier'));
-  return { oid: oidOf(buf, expectTag(oid, TAG.oid, 'algorithm OID')), params: params !== undefined ? rawOf(buf, params) : null };
-}
-
-export interface Extension {
-  readonly oid: string;
-  readonly critical: boolean;
-  /** Contents of extnValue (the DER of the extension's own structure). */
-  readonly value: Uint8Array;
-}
-
-export function extensionsOf(buf: Uint8Array, tlv: Tlv): Extension[] {
-  return childList(buf, expectTag(tlv, TAG.sequence, 'Extensions')).map((ext) => {
-    const parts = childList(buf, expectTag(ext, TAG.sequence, 'Extension'));
-    const oid = oidOf(buf, expectTag(parts[0], TAG.oid, 'extnID'));
-    const hasCritical = parts[1]?.tag === TAG.boolean;
-    const critical = hasCritical && booleanOf(buf, parts[1] as Tlv);
-    const value = expectTag(parts[hasCritical ? 2 : 1], TAG.octetString, 'extnValue');
-    return { oid, critical, value: valueOf(buf, value) };
-  });
-}
-
-/** The fields of a certificate revocation checking needs (RFC 5280 4.1). */
-export interface CertificateFields {
-  readonly tbs: Uint8Array;
-  readonly signatureAlgorithm: AlgorithmId;
-  readonly signature: Uint8Array;
-  readonly serialHex: string;
-  /** The serialNumber INTEGER contents exactly as encoded (for an OCSP CertID). */
-  readonly serial: Uint8Array;
-  /** DER of the issuer and subject Names, as encoded in the certificate. */
-  readonly issuer: Uint8Array;
-  readonly subject: Uint8Array;
-  readonly notBefore: number;
-  readonly notAfter: number;
-  /** DER of SubjectPublicKeyInfo, and the subjectPublicKey BIT STRING contents (CertID key hash input). */
-  readonly spki: Uint8Array;
-  readonly keyBits: Uint8Array;
-  readonly extensions: readonly Extension[];
-}
-
-export function parseCertificate(der: Uint8Array): CertificateFields {
-  const outer = readWhole(der, TAG.sequence);
-  const [tbsTlv, algTlv, sigTlv] = childList(der, outer);
-  const tbsSeq = expectTag(tbsTlv, TAG.sequence, 'tbsCertificate');
-  const fields = childList(der, tbsSeq);
-  let i = fields[0]?.tag === ctx(0) ? 1 : 0; // [0] EXPLICIT version
-  const serial = expectTag(fields[i++], TAG.integer, 'serialNumber');
-  i++; // signature AlgorithmIdentifier (the outer one is what we verify)
-  const issuer = expectTag(fields[i++], TAG.sequence, 'issuer');
-  const validity = childList(der, expectTag(fields[i++], TAG.sequence, 'validity'));
-  const subject = expectTag(fields[i++], TAG.sequence, 'subject');
-  const spki = expectTag(fields[i++], TAG.sequence, 'subjectPublicKeyInfo');
-  const [, keyTlv] = childList(der, spki);
-  let extensions: Extension[] = [];
-  for (const rest of fields.slice(i)) {
-    if (rest.tag === ctx(3)) {
-      const [inner] = childList(der, rest);
-      extensions = extensionsOf(der, expectTag(inner, TAG.sequence, 'extensions'));
-    }
-  }
-  const [notBefore, notAfter] = validity;
-  if (notBefore === undefined || notAfter === undefined) throw new DerError('validity incomplete');
-  return {
-    tbs: rawOf(der, tbsSeq),
-    signatureAlgorithm: algorithmOf(der, expectTag(algTlv, TAG.sequence, 'signatureAlgorithm')),
-    signature: bitStringBytes(der, expectTag(sigTlv, TAG.bitString, 'signatureValue')),
-    serialHex: integerHex(der, serial),
-    serial: valueOf(der, serial),
-    issuer: rawOf(der, issuer),
-    subject: rawOf(der, subject),
-    notBefore: timeOf(der, notBefore),
-    notAfter: timeOf(der, notAfter),
-    spki: rawOf(der, spki),
-    keyBits: bitStringBytes(der, expectTag(keyTlv, TAG.bitString, 'subjectPublicKey')),
-    extensions,
-  };
-}
-
-/** URIs among GeneralNames (uniformResourceIdentifier is [6] IMPLICIT IA5String, RFC 5280 4.2.1.6). */
-function uris(buf: Uint8Array, names: Tlv): string[] {
-  const out: string[] = [];
-  for (const name of children(buf, names)) {
-    if (name.tag === ctxPrim(6)) out.push(Buffer.from(valueOf(buf, name)).toString('latin1'));
-  }
-  return out;
-}
-
-/** AuthorityInfoAccess (RFC 5280 4.2.2.1): the accessLocation URIs for `method`. */
-export function accessUris(value: Uint8Array, method: string): string[] {
-  const out: string[] = [];
-  for (const desc of children(value, readWhole(value, TAG.sequence))) {
-    const [oid, location] = childList(value, expectTag(desc, TAG.sequence, 'AccessDescription'));
-    if (oidOf(value, expectTag(oid, TAG.oid, 'accessMethod')) !== method || location === undefined) continue;
-    if (location.tag === ctxPrim(6)) out.push(Buffer.from(valueOf(value, location)).toString('latin1'));
-  }
-  return out;
-}
-
-/**
- * CRLDistributionPoints (RFC 5280 4.2.1.13): fullName URIs of points that have neither `reasons`
- * nor `cRLIssuer` (partitioned and indirect CRLs are not supported).
- */
-export function distributionPointUris(value: Uint8Array): string[] {
-  const out: string[] = [];
-  for (const point of children(value, readWhole(value, TAG.sequence))) {
-    const parts = childList(value, expectTag(point, TAG.sequence, 'DistributionPoint'));
-    if (parts.some((p) => p.tag === ctxPrim(1) || p.tag === ctx(2))) continue;
-    const name = parts.find((p) => p.tag === ctx(0));
-    if (name === undefined) continue;
-    for (const choice of children(value, name)) {
-      if (choice.tag === ctx(0)) out.push(...uris(value, choice)); // fullName [0] IMPLICIT GeneralNames
-    }
-  }
-  return out;
-}
-
-/** BasicConstraints (RFC 5280 4.2.1.9) cA flag. */
-export function isCaConstraint(value: Uint8Array): boolean {
-  const [first] = childList(value, readWhole(value, TAG.sequence));
-  return first?.tag === TAG.boolean && booleanOf(value, first);
-}
-
-/** ExtendedKeyUsage (RFC 5280 4.2.1.12) purposes. */
-export function keyPurposes(value: Uint8Array): string[] {
-  return childList(value, readWhole(value, TAG.sequence)).map((oid) => oidOf(value, oid));
-}
+import {
+  DerError, TAG, algorithmOf, bitStringBytes, children, content, ctx, ctxPrim, decodeBoolean, decodeSmallInteger,
+  decodeTime, encode, encodeOid, expectTag, integerHex, oidOf, readExtensions, readTlv, readWhole, whole,
+  type AlgorithmIdentifier, type Extension, type Tlv,
+} from './der.js';
 
 /** RSASSA-PSS-params (RFC 4055 section 3.1): hash OID and salt length, with their defaults. */
 export function pssParams(params: Uint8Array | null): { hashOid: string; saltLength: number } {
   let hashOid = '1.3.14.3.2.26';
   let saltLength = 20;
   if (params === null) return { hashOid, saltLength };
-  for (const field of children(params, readWhole(params, TAG.sequence))) {
-    const [inner] = childList(params, field);
+  for (const field of children(params, readWhole(params, TAG.sequence, 'RSASSA-PSS-params'))) {
+    const [inner] = children(params, field);
     if (inner === undefined) continue;
-    if (field.tag === ctx(0)) hashOid = algorithmOf(params, inner).oid;
-    if (field.tag === ctx(2)) saltLength = smallInteger(params, inner);
+    if (field.tag === ctx(0)) hashOid = algorithmOf(params, inner, 'hashAlgorithm').oid;
+    if (field.tag === ctx(2)) saltLength = decodeSmallInteger(params, expectTag(inner, TAG.integer, 'saltLength'), 'saltLength');
   }
   return { hashOid, saltLength };
 }
 
-/** The fields of a CRL (RFC 5280 5.1); entries are visited, not collected, so huge CRLs stay cheap. */
-export interface CrlFields {
+/** A signed structure (certificate, CRL, BasicOCSPResponse): what was signed, how, and the signature. */
+export interface Signed {
   readonly tbs: Uint8Array;
-  readonly signatureAlgorithm: AlgorithmId;
+  readonly signatureAlgorithm: AlgorithmIdentifier;
   readonly signature: Uint8Array;
+}
+
+/** The fields of a CRL (RFC 5280 5.1); entries are visited, not collected, so huge CRLs stay cheap. */
+export interface CrlFields extends Signed {
+  /** DER of the issuer Name, as encoded. */
   readonly issuer: Uint8Array;
   readonly thisUpdate: number;
   readonly nextUpdate?: number;
@@ -314,11 +54,28 @@ export interface CrlFields {
   visitEntries(max: number, visit: (serialHex: string, criticalExtension: string | null) => void): boolean;
 }
 
+/** SEQUENCE { tbs, signatureAlgorithm, signature, ... } filling `der`: the parts and what they sign. */
+function readSigned(der: Uint8Array, what: string): { readonly parts: readonly Tlv[]; readonly tbs: Tlv; readonly signed: Signed } {
+  const parts = children(der, readWhole(der, TAG.sequence, what));
+  const [tbsTlv, algTlv, sigTlv] = parts;
+  const tbs = expectTag(tbsTlv, TAG.sequence, `${what} tbs`);
+  return {
+    parts,
+    tbs,
+    signed: {
+      tbs: whole(der, tbs),
+      signatureAlgorithm: algorithmOf(der, algTlv, 'signatureAlgorithm'),
+      signature: bitStringBytes(der, expectTag(sigTlv, TAG.bitString, 'signature'), 'signature'),
+    },
+  };
+}
+
+/** The time of a CRL or OCSP field: GeneralizedTime fractions are accepted there. */
+const timeOf = (buf: Uint8Array, tlv: Tlv): number => decodeTime(buf, tlv, true);
+
 export function parseCrl(der: Uint8Array): CrlFields {
-  const outer = readWhole(der, TAG.sequence);
-  const [tbsTlv, algTlv, sigTlv] = childList(der, outer);
-  const tbsSeq = expectTag(tbsTlv, TAG.sequence, 'tbsCertList');
-  const fields = childList(der, tbsSeq);
+  const { tbs, signed } = readSigned(der, 'CertificateList');
+  const fields = children(der, tbs);
   let i = fields[0]?.tag === TAG.integer ? 1 : 0; // version (v2) is optional
   i++; // signature AlgorithmIdentifier
   const issuer = expectTag(fields[i++], TAG.sequence, 'issuer');
@@ -334,16 +91,11 @@ export function parseCrl(der: Uint8Array): CrlFields {
   let revoked: Tlv | undefined;
   if (fields[i]?.tag === TAG.sequence) revoked = fields[i++];
   let extensions: Extension[] = [];
-  if (fields[i]?.tag === ctx(0)) {
-    const [inner] = childList(der, fields[i] as Tlv);
-    extensions = extensionsOf(der, expectTag(inner, TAG.sequence, 'crlExtensions'));
-  }
-  let offset = revoked?.valueStart ?? 0;
+  if (fields[i]?.tag === ctx(0)) extensions = readExtensions(der, children(der, fields[i]!)[0], 'crlExtensions');
+  let offset = revoked?.body ?? 0;
   return {
-    tbs: rawOf(der, tbsSeq),
-    signatureAlgorithm: algorithmOf(der, expectTag(algTlv, TAG.sequence, 'signatureAlgorithm')),
-    signature: bitStringBytes(der, expectTag(sigTlv, TAG.bitString, 'signatureValue')),
-    issuer: rawOf(der, issuer),
+    ...signed,
+    issuer: whole(der, issuer),
     thisUpdate,
     ...(nextUpdate !== undefined ? { nextUpdate } : {}),
     extensions,
@@ -351,37 +103,25 @@ export function parseCrl(der: Uint8Array): CrlFields {
       if (revoked === undefined) return true;
       for (let n = 0; n < max && offset < revoked.end; n++) {
         const entry = expectTag(readTlv(der, offset, revoked.end), TAG.sequence, 'revoked entry');
-        const serial = expectTag(readTlv(der, entry.valueStart, entry.end), TAG.integer, 'userCertificate');
+        const serial = expectTag(readTlv(der, entry.body, entry.end), TAG.integer, 'userCertificate');
         const date = readTlv(der, serial.end, entry.end);
         let critical: string | null = null;
         if (date.end < entry.end) {
           const list = expectTag(readTlv(der, date.end, entry.end), TAG.sequence, 'crlEntryExtensions');
-          for (let at = list.valueStart; at < list.end && critical === null;) {
+          for (let at = list.body; at < list.end && critical === null;) {
             const ext = readTlv(der, at, list.end);
-            const oid = readTlv(der, ext.valueStart, ext.end);
+            const oid = readTlv(der, ext.body, ext.end);
             const flag = readTlv(der, oid.end, ext.end);
-            if (flag.tag === TAG.boolean && booleanOf(der, flag)) critical = oidOf(der, oid);
+            if (flag.tag === TAG.boolean && decodeBoolean(der, flag)) critical = oidOf(der, oid);
             at = ext.end;
           }
         }
-        visit(fastIntegerHex(der, serial), critical);
+        visit(integerHex(der, serial.body, serial.end), critical);
         offset = entry.end;
       }
       return offset >= revoked.end;
     },
   };
-}
-
-const HEX_OCTETS = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-
-/** `integerHex` without Buffer/regex overhead, for the CRL entry loop. */
-function fastIntegerHex(buf: Uint8Array, tlv: Tlv): string {
-  if (tlv.end === tlv.valueStart) throw new DerError('empty INTEGER');
-  let i = tlv.valueStart;
-  while (i < tlv.end - 1 && buf[i] === 0) i++;
-  let out = '';
-  for (; i < tlv.end; i++) out += HEX_OCTETS[buf[i] as number] as string;
-  return out;
 }
 
 /** IssuingDistributionPoint (RFC 5280 5.2.5) flags. */
@@ -395,42 +135,17 @@ export interface IdpFlags {
 
 export function issuingDistributionPoint(value: Uint8Array): IdpFlags {
   const flags = { onlyUserCerts: false, onlyCaCerts: false, onlySomeReasons: false, indirectCrl: false, onlyAttributeCerts: false };
-  for (const field of children(value, readWhole(value, TAG.sequence))) {
-    if (field.tag === ctxPrim(1)) flags.onlyUserCerts = booleanOf(value, field);
-    else if (field.tag === ctxPrim(2)) flags.onlyCaCerts = booleanOf(value, field);
+  for (const field of children(value, readWhole(value, TAG.sequence, 'IssuingDistributionPoint'))) {
+    if (field.tag === ctxPrim(1)) flags.onlyUserCerts = decodeBoolean(value, field);
+    else if (field.tag === ctxPrim(2)) flags.onlyCaCerts = decodeBoolean(value, field);
     else if (field.tag === ctxPrim(3)) flags.onlySomeReasons = true;
-    else if (field.tag === ctxPrim(4)) flags.indirectCrl = booleanOf(value, field);
-    else if (field.tag === ctxPrim(5)) flags.onlyAttributeCerts = booleanOf(value, field);
+    else if (field.tag === ctxPrim(4)) flags.indirectCrl = decodeBoolean(value, field);
+    else if (field.tag === ctxPrim(5)) flags.onlyAttributeCerts = decodeBoolean(value, field);
   }
   return flags;
 }
 
-// ---------------------------------------------------------------- writing (OCSP requests)
-
-function encodeLength(length: number): Uint8Array {
-  if (length < 0x80) return Uint8Array.of(length);
-  const octets: number[] = [];
-  for (let rest = length; rest > 0; rest = Math.floor(rest / 256)) octets.unshift(rest % 256);
-  return Uint8Array.of(0x80 | octets.length, ...octets);
-}
-
-/** One TLV with the given tag around the concatenated contents. */
-export function encode(tag: number, ...contents: readonly Uint8Array[]): Uint8Array {
-  const body = Buffer.concat(contents);
-  return Buffer.concat([Uint8Array.of(tag), encodeLength(body.length), body]);
-}
-
-export function encodeOid(oid: string): Uint8Array {
-  const arcs = oid.split('.').map(Number);
-  const [first = 0, second = 0, ...rest] = arcs;
-  const octets: number[] = [];
-  for (const arc of [first * 40 + second, ...rest]) {
-    const chunk = [arc & 0x7f];
-    for (let v = Math.floor(arc / 128); v > 0; v = Math.floor(v / 128)) chunk.unshift((v & 0x7f) | 0x80);
-    octets.push(...chunk);
-  }
-  return encode(TAG.oid, Uint8Array.from(octets));
-}
+// ---------------------------------------------------------------- OCSP requests
 
 /**
  * OCSPRequest (RFC 6960 4.1.1) for one certificate, unsigned, with a nonce extension
@@ -448,8 +163,13 @@ export function encodeOcspRequest(certId: {
     encode(TAG.integer, certId.serial));
   const requestList = encode(TAG.sequence, encode(TAG.sequence, id));
   const extensions = nonce === null ? [] : [encode(ctx(2), encode(TAG.sequence, encode(TAG.sequence,
-    encodeOid('1.3.6.1.5.5.7.48.1.2'), encode(TAG.octetString, encode(TAG.octetString, nonce)))))];
+    encodeOid('1.3.6.1.5.5.7.48.1.2'), encode(TAG.octetString, encodeNonce(nonce)))))];
   return encode(TAG.sequence, encode(TAG.sequence, requestList, ...extensions));
+}
+
+/** The nonce extension's value (RFC 8954 section 2.1): the nonce as an OCTET STRING. */
+export function encodeNonce(nonce: Uint8Array): Uint8Array {
+  return encode(TAG.octetString, nonce);
 }
 
 // ---------------------------------------------------------------- OCSP responses
@@ -465,10 +185,7 @@ export interface SingleResponseFields {
   readonly nextUpdate?: number;
 }
 
-export interface BasicOcspResponseFields {
-  readonly tbs: Uint8Array;
-  readonly signatureAlgorithm: AlgorithmId;
-  readonly signature: Uint8Array;
+export interface BasicOcspResponseFields extends Signed {
   /** DER of each certificate in `certs`. */
   readonly certs: readonly Uint8Array[];
   /** ResponderID: byName (DER of the Name) or byKey (SHA-1 of the responder's key bits). */
@@ -487,72 +204,62 @@ export interface OcspResponseFields {
 }
 
 export function parseOcspResponse(der: Uint8Array): OcspResponseFields {
-  const [statusTlv, bytesTlv] = childList(der, readWhole(der, TAG.sequence));
-  const statusField = expectTag(statusTlv, TAG.enumerated, 'responseStatus');
-  const status = smallInteger(der, { ...statusField, tag: TAG.integer });
+  const [statusTlv, bytesTlv] = children(der, readWhole(der, TAG.sequence, 'OCSPResponse'));
+  const status = decodeSmallInteger(der, expectTag(statusTlv, TAG.enumerated, 'responseStatus'), 'responseStatus');
   if (bytesTlv === undefined) return { status, responseType: null, basic: null };
-  const [responseBytes] = childList(der, expectTag(bytesTlv, ctx(0), 'responseBytes'));
-  const [typeTlv, responseTlv] = childList(der, expectTag(responseBytes, TAG.sequence, 'ResponseBytes'));
-  const responseType = oidOf(der, expectTag(typeTlv, TAG.oid, 'responseType'));
+  const [responseBytes] = children(der, expectTag(bytesTlv, ctx(0), 'responseBytes'));
+  const [typeTlv, responseTlv] = children(der, expectTag(responseBytes, TAG.sequence, 'ResponseBytes'));
+  const responseType = oidOf(der, typeTlv, 'responseType');
   if (responseType !== '1.3.6.1.5.5.7.48.1.1') return { status, responseType, basic: null };
-  return { status, responseType, basic: parseBasicOcspResponse(valueOf(der, expectTag(responseTlv, TAG.octetString, 'response'))) };
+  return { status, responseType, basic: parseBasicOcspResponse(content(der, expectTag(responseTlv, TAG.octetString, 'response'))) };
 }
 
 function parseBasicOcspResponse(der: Uint8Array): BasicOcspResponseFields {
-  const parts = childList(der, readWhole(der, TAG.sequence));
-  const tbsTlv = expectTag(parts[0], TAG.sequence, 'tbsResponseData');
+  const { parts, tbs, signed } = readSigned(der, 'BasicOCSPResponse');
   const certs: Uint8Array[] = [];
   const certsTlv = parts[3];
   if (certsTlv !== undefined) {
-    const [list] = childList(der, expectTag(certsTlv, ctx(0), 'certs'));
-    for (const cert of children(der, expectTag(list, TAG.sequence, 'certs'))) certs.push(rawOf(der, cert));
+    const [list] = children(der, expectTag(certsTlv, ctx(0), 'certs'));
+    for (const cert of children(der, expectTag(list, TAG.sequence, 'certs'))) certs.push(whole(der, cert));
   }
-  const fields = childList(der, tbsTlv);
+  const fields = children(der, tbs);
   let i = fields[0]?.tag === ctx(0) ? 1 : 0; // [0] EXPLICIT version
   const responder = fields[i++];
   let responderName: Uint8Array | null = null;
   let responderKeyHash: Uint8Array | null = null;
   if (responder?.tag === ctx(1)) {
-    const [name] = childList(der, responder);
-    responderName = rawOf(der, expectTag(name, TAG.sequence, 'responderID byName'));
+    const [name] = children(der, responder);
+    responderName = whole(der, expectTag(name, TAG.sequence, 'responderID byName'));
   } else if (responder?.tag === ctx(2)) {
-    const [hash] = childList(der, responder);
-    responderKeyHash = valueOf(der, expectTag(hash, TAG.octetString, 'responderID byKey'));
+    const [hash] = children(der, responder);
+    responderKeyHash = content(der, expectTag(hash, TAG.octetString, 'responderID byKey'));
   } else {
     throw new DerError('responderID missing');
   }
   i++; // producedAt
-  const responses = childList(der, expectTag(fields[i++], TAG.sequence, 'responses')).map((r) => parseSingleResponse(der, r));
+  const responses = children(der, expectTag(fields[i++], TAG.sequence, 'responses')).map((r) => parseSingleResponse(der, r));
   let extensions: Extension[] = [];
-  if (fields[i]?.tag === ctx(1)) {
-    const [inner] = childList(der, fields[i] as Tlv);
-    extensions = extensionsOf(der, expectTag(inner, TAG.sequence, 'responseExtensions'));
-  }
-  return {
-    tbs: rawOf(der, tbsTlv),
-    signatureAlgorithm: algorithmOf(der, expectTag(parts[1], TAG.sequence, 'signatureAlgorithm')),
-    signature: bitStringBytes(der, expectTag(parts[2], TAG.bitString, 'signature')),
-    certs, responderName, responderKeyHash, responses, extensions,
-  };
+  if (fields[i]?.tag === ctx(1)) extensions = readExtensions(der, children(der, fields[i]!)[0], 'responseExtensions');
+  return { ...signed, certs, responderName, responderKeyHash, responses, extensions };
 }
 
 function parseSingleResponse(der: Uint8Array, tlv: Tlv): SingleResponseFields {
-  const [idTlv, statusTlv, thisUpdateTlv, ...rest] = childList(der, expectTag(tlv, TAG.sequence, 'SingleResponse'));
-  const [algTlv, nameHash, keyHash, serial] = childList(der, expectTag(idTlv, TAG.sequence, 'CertID'));
+  const [idTlv, statusTlv, thisUpdateTlv, ...rest] = children(der, expectTag(tlv, TAG.sequence, 'SingleResponse'));
+  const [algTlv, nameHash, keyHash, serial] = children(der, expectTag(idTlv, TAG.sequence, 'CertID'));
   const statusTag = statusTlv?.tag;
   const status = statusTag === ctxPrim(0) ? 'good' : statusTag === ctx(1) ? 'revoked' : statusTag === ctxPrim(2) ? 'unknown' : 'invalid';
   const thisUpdate = timeOf(der, expectTag(thisUpdateTlv, TAG.generalizedTime, 'thisUpdate'));
   let nextUpdate: number | undefined;
   const next = rest.find((r) => r.tag === ctx(0));
   if (next !== undefined) {
-    const [time] = childList(der, next);
+    const [time] = children(der, next);
     nextUpdate = timeOf(der, expectTag(time, TAG.generalizedTime, 'nextUpdate'));
   }
   return {
-    hashOid: algorithmOf(der, expectTag(algTlv, TAG.sequence, 'hashAlgorithm')).oid,
-    issuerNameHash: valueOf(der, expectTag(nameHash, TAG.octetString, 'issuerNameHash')),
-    issuerKeyHash: valueOf(der, expectTag(keyHash, TAG.octetString, 'issuerKeyHash')),
-    serialHex: integerHex(der, expectTag(serial, TAG.integer, 'serialNumber')),
+    hashOid: algorithmOf(der, algTlv, 'hashAlgorithm').oid,
+    issuerNameHash: content(der, expectTag(nameHash, TAG.octetString, 'issuerNameHash')),
+    issuerKeyHash: content(der, expectTag(keyHash, TAG.octetString, 'issuerKeyHash')),
+    serialHex: integerHex(content(der, expectTag(serial, TAG.integer, 'serialNumber'))),
     status, thisUpdate, ...(nextUpdate !== undefined ? { nextUpdate } : {}),
   };
 }

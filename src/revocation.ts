@@ -34,20 +34,23 @@
  * a large CRL's signature is checked on the thread pool and its entries are read in slices with
  * yields to the event loop in between.
  *
- * Parsing uses the small DER reader in `revocation-der.ts`, not pkijs (see there for why).
+ * Certificates are read by `certificate.ts`, CRLs and OCSP by `revocation-der.ts` (not pkijs: see
+ * there for why), both on the strict DER reader of `der.ts`; requests go through `http.ts`.
  *
  * `timeoutMs` is in milliseconds and applies to each responder request (an OCSP responder that
  * hangs costs `timeoutMs`, then the CRL fallback gets its own `timeoutMs`).
  */
-import {
-  X509Certificate, createHash, createPublicKey, randomBytes, verify as verifySignatureBytes,
-  type KeyObject, type VerifyKeyObjectInput,
-} from 'node:crypto';
+import { createHash, randomBytes, verify as verifySignatureBytes, type KeyObject, type VerifyKeyObjectInput } from 'node:crypto';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { BoundedCache } from './cache.js';
+import {
+  authorityInfoAccessUris, crlDistributionPointUris, parseCertificate, subjectPublicKey, subjectPublicKeyBits,
+  thumbprintS256, type ParsedCertificate,
+} from './certificate.js';
+import { DerError, integerHex, type AlgorithmIdentifier } from './der.js';
 import { fail, ok, type Result } from './errors.js';
+import { describeNetworkError, HttpError, httpRequest } from './http.js';
 import * as der from './revocation-der.js';
-import { fetchBounded, responderHost, type FetchResult } from './revocation-http.js';
 
 export interface RevocationOptions {
   readonly mode: 'SKIP' | 'IGNORE_CA_ERROR' | 'STRICT';
@@ -99,6 +102,7 @@ interface CrlSnapshot {
   readonly onlyUserCerts: boolean;
   readonly onlyCaCerts: boolean;
 }
+type FetchResult = { readonly ok: true; readonly body: Buffer } | { readonly ok: false; readonly error: string };
 type CrlFetch = { readonly ok: true; readonly crl: CrlSnapshot } | { readonly ok: false; readonly why: string };
 
 const OID = {
@@ -107,10 +111,6 @@ const OID = {
   ocspNonce: '1.3.6.1.5.5.7.48.1.2',
   adOcsp: '1.3.6.1.5.5.7.48.1',
   kpOcspSigning: '1.3.6.1.5.5.7.3.9',
-  authorityInfoAccess: '1.3.6.1.5.5.7.1.1',
-  crlDistributionPoints: '2.5.29.31',
-  extKeyUsage: '2.5.29.37',
-  basicConstraints: '2.5.29.19',
   issuingDistributionPoint: '2.5.29.28',
   rsaPss: '1.2.840.113549.1.1.10',
 } as const;
@@ -150,11 +150,11 @@ const bytesEqual = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a.buff
  * How node:crypto verifies a signature under an X.509 AlgorithmIdentifier (RFC 5280 4.1.1.2):
  * digest and key options, or null when the algorithm is unknown or does not fit the key type.
  */
-function verifierFor(algorithm: der.AlgorithmId, key: KeyObject): { digest: string | null; key: KeyObject | VerifyKeyObjectInput } | null {
+function verifierFor(algorithm: AlgorithmIdentifier, key: KeyObject): { digest: string | null; key: KeyObject | VerifyKeyObjectInput } | null {
   const keyType = key.asymmetricKeyType ?? '';
   if (algorithm.oid === OID.rsaPss) {
     if (keyType !== 'rsa' && keyType !== 'rsa-pss') return null;
-    const params = der.pssParams(algorithm.params);
+    const params = der.pssParams(algorithm.parameters);
     const digest = HASH_BY_OID[params.hashOid];
     if (digest === undefined) return null;
     return { digest, key: { key, padding: 6 /* RSA_PKCS1_PSS_PADDING */, saltLength: params.saltLength } };
@@ -164,7 +164,7 @@ function verifierFor(algorithm: der.AlgorithmId, key: KeyObject): { digest: stri
   return { digest: known[1], key };
 }
 
-function signatureValid(data: Uint8Array, algorithm: der.AlgorithmId, signature: Uint8Array, key: KeyObject): boolean {
+function signatureValid(data: Uint8Array, algorithm: AlgorithmIdentifier, signature: Uint8Array, key: KeyObject): boolean {
   try {
     const verifier = verifierFor(algorithm, key);
     return verifier !== null && verifySignatureBytes(verifier.digest, data, verifier.key, signature);
@@ -174,7 +174,7 @@ function signatureValid(data: Uint8Array, algorithm: der.AlgorithmId, signature:
 }
 
 /** The same, hashing on libuv's thread pool: used for CRLs, which can be megabytes long. */
-function signatureValidAsync(data: Uint8Array, algorithm: der.AlgorithmId, signature: Uint8Array, key: KeyObject): Promise<boolean> {
+function signatureValidAsync(data: Uint8Array, algorithm: AlgorithmIdentifier, signature: Uint8Array, key: KeyObject): Promise<boolean> {
   return new Promise((resolve) => {
     try {
       const verifier = verifierFor(algorithm, key);
@@ -189,80 +189,102 @@ function signatureValidAsync(data: Uint8Array, algorithm: der.AlgorithmId, signa
   });
 }
 
-/** A certificate read once: the fields revocation checking needs, its key, and issuer checks done so far. */
+/** A certificate read once: what revocation checking needs from it, its key, and issuer checks done so far. */
 class ParsedCert {
-  readonly der: Buffer;
-  /** SHA-256 of the DER, hex. */
+  /** x5t#S256 of the DER. */
   readonly id: string;
-  readonly fields: der.CertificateFields;
+  readonly cert: ParsedCertificate;
+  /** serialNumber as lower-case hex, the form CRL entries and OCSP CertIDs are compared in. */
+  readonly serialHex: string;
+  /** subjectPublicKey bits (OCSP CertID issuerKeyHash input). */
+  readonly keyBits: Uint8Array;
   readonly ocspUrls: readonly URL[];
   readonly crlUrls: readonly URL[];
   readonly isCa: boolean;
   readonly purposes: readonly string[];
   #key: KeyObject | undefined;
   #issuerId: string | undefined;
-  #subject: string | undefined;
   readonly #issuedBy = new Map<string, boolean>();
 
+  /** Throws when `bytes` is not a certificate this verifier can read. */
   constructor(bytes: Uint8Array, id: string) {
-    this.der = Buffer.from(bytes);
+    const parsed = parseCertificate(Buffer.from(bytes)); // a copy: `bytes` may be a view into a whole OCSP response
+    if (!parsed.ok) throw new DerError(parsed.error.detail);
     this.id = id;
-    this.fields = der.parseCertificate(this.der);
-    const ocspUrls: URL[] = [];
-    const crlUrls: URL[] = [];
-    let isCa = false;
-    let purposes: string[] = [];
-    for (const ext of this.fields.extensions) {
-      if (ext.oid === OID.authorityInfoAccess) addUrls(ocspUrls, der.accessUris(ext.value, OID.adOcsp));
-      else if (ext.oid === OID.crlDistributionPoints) addUrls(crlUrls, der.distributionPointUris(ext.value));
-      else if (ext.oid === OID.basicConstraints) isCa = der.isCaConstraint(ext.value);
-      else if (ext.oid === OID.extKeyUsage) purposes = der.keyPurposes(ext.value);
-    }
-    this.ocspUrls = ocspUrls;
-    this.crlUrls = crlUrls;
-    this.isCa = isCa;
-    this.purposes = purposes;
+    this.cert = parsed.value;
+    this.serialHex = integerHex(this.cert.serial);
+    this.keyBits = subjectPublicKeyBits(this.cert);
+    this.ocspUrls = httpUrls(authorityInfoAccessUris(this.cert, OID.adOcsp));
+    this.crlUrls = httpUrls(crlDistributionPointUris(this.cert));
+    this.isCa = this.cert.basicConstraints?.ca ?? false;
+    this.purposes = this.cert.extKeyUsage ?? [];
+  }
+
+  /** Subject DN for failure details. */
+  get subject(): string {
+    return this.cert.subject.text;
+  }
+
+  /** DER of the subject Name (issuerNameHash input, CRL and responder name comparisons). */
+  get subjectDer(): Uint8Array {
+    return this.cert.subject.der;
   }
 
   /** Identifies this certificate as an issuer: SHA-256 of its key bits and of its name (cache keys). */
   get issuerId(): string {
-    this.#issuerId ??= `${hex(sha('sha256', this.fields.keyBits))}:${hex(sha('sha256', this.fields.subject)).slice(0, 32)}`;
+    this.#issuerId ??= `${hex(sha('sha256', this.keyBits))}:${hex(sha('sha256', this.subjectDer)).slice(0, 32)}`;
     return this.#issuerId;
   }
 
   get key(): KeyObject {
-    this.#key ??= createPublicKey({ key: Buffer.from(this.fields.spki), format: 'der', type: 'spki' });
+    this.#key ??= subjectPublicKey(this.cert);
     return this.#key;
-  }
-
-  /** One-line subject DN for failure details (computed on first use). */
-  get subject(): string {
-    this.#subject ??= new X509Certificate(this.der).subject.split('\n').join(', ');
-    return this.#subject;
   }
 
   /** RFC 5280 6.1.3 (a)(1)/(a)(4): `issuer` is named as this certificate's issuer and signed it. */
   isIssuedBy(issuer: ParsedCert): boolean {
     let verdict = this.#issuedBy.get(issuer.id);
     if (verdict === undefined) {
-      verdict = bytesEqual(this.fields.issuer, issuer.fields.subject)
-        && signatureValid(this.fields.tbs, this.fields.signatureAlgorithm, this.fields.signature, issuer.key);
+      verdict = bytesEqual(this.cert.issuer.der, issuer.subjectDer)
+        && signatureValid(this.cert.tbs, this.cert.signatureAlgorithm, this.cert.signature, issuer.key);
       if (this.#issuedBy.size < 16) this.#issuedBy.set(issuer.id, verdict);
     }
     return verdict;
   }
 }
 
+/** `host:port` of a responder URL: what failure details name (no path, no query, no credentials). */
+function responderHost(url: URL): string {
+  return url.host !== '' ? url.host : '(no host)';
+}
+
+/** Why a responder request gave no answer, safe to log (never a body). */
+function fetchProblem(error: HttpError, timeoutMs: number, maxBytes: number): string {
+  const via = error.proxy !== null ? ` (via proxy ${error.proxy})` : '';
+  switch (error.code) {
+    case 'bad_url': return error.message;
+    case 'status': return `answered HTTP ${error.status}${via}`;
+    case 'too_large': return error.declaredBytes !== null
+      ? `answer of ${error.declaredBytes} bytes exceeds the ${maxBytes}-byte limit`
+      : `answer exceeds the ${maxBytes}-byte limit`;
+    case 'timeout': return `no answer within ${timeoutMs} ms${via}`;
+    case 'cut_off': return `${error.errorCode !== null ? describeNetworkError(error.errorCode) : 'connection closed mid-answer'}${via}`;
+    case 'network': return `${describeNetworkError(error.errorCode)}${via}`;
+  }
+}
+
 /** Keeps http(s) URLs (ldap:// and other schemes are ignored), at most MAX_URLS. */
-function addUrls(into: URL[], values: readonly string[]): void {
+function httpUrls(values: readonly string[]): URL[] {
+  const urls: URL[] = [];
   for (const value of values) {
     try {
       const url = new URL(value);
-      if ((url.protocol === 'http:' || url.protocol === 'https:') && into.length < MAX_URLS) into.push(url);
+      if ((url.protocol === 'http:' || url.protocol === 'https:') && urls.length < MAX_URLS) urls.push(url);
     } catch {
       // not a URL: ignored
     }
   }
+  return urls;
 }
 
 /** RFC 6960 3.2 items 5/6 and RFC 5280 6.3.3 (a): the answer is current at `now`. */
@@ -317,7 +339,7 @@ export class RevocationChecker {
   }
 
   #parse(bytes: Uint8Array): ParsedCert {
-    const id = hex(sha('sha256', bytes));
+    const id = thumbprintS256(bytes);
     let parsed = this.#parsed.get(id);
     if (parsed === undefined) {
       parsed = new ParsedCert(bytes, id);
@@ -370,7 +392,7 @@ export class RevocationChecker {
     const verdicts = await Promise.all(toCheck.map(async ({ cert, issuer }) => ({ cert, ...(await this.#statusOf(cert, issuer)) })));
     for (const { cert, verdict } of verdicts) {
       if (verdict.status === 'revoked') {
-        return fail('certificate_revoked', `certificate ${cert.subject} (serial ${cert.fields.serialHex}) is revoked `
+        return fail('certificate_revoked', `certificate ${cert.subject} (serial ${cert.serialHex}) is revoked `
           + `according to ${verdict.source === 'ocsp' ? 'OCSP responder' : 'the CRL at'} ${verdict.responder}`);
       }
     }
@@ -388,7 +410,7 @@ export class RevocationChecker {
   /** The verdict for one certificate: from the cache, from a lookup already running, or a new lookup. */
   async #statusOf(cert: ParsedCert, issuer: ParsedCert): Promise<{ verdict: Verdict; cached: boolean }> {
     // Keyed by issuer (key and name) + serial: RFC 5280 4.1.2.2 makes the serial unique per issuer only.
-    const key = `${issuer.issuerId}:${cert.fields.serialHex}`;
+    const key = `${issuer.issuerId}:${cert.serialHex}`;
     const cached = this.#verdicts.get(key);
     if (cached !== undefined) {
       this.#hits++;
@@ -434,26 +456,36 @@ export class RevocationChecker {
     return { status: 'unknown', detail: `revocation status of ${cert.subject} unknown: ${reasons.join(', ')}` };
   }
 
-  #fetch(url: URL, method: 'GET' | 'POST', maxBytes: number, body?: Uint8Array): Promise<FetchResult> {
+  /** One responder request (OCSP POST with `body`, else CRL GET): HTTP 200 within the deadline and size cap. */
+  async #fetch(url: URL, maxBytes: number, body?: Uint8Array): Promise<FetchResult> {
     this.#fetches++;
     const o = this.#options;
-    return fetchBounded(url, {
-      method, maxBytes, timeoutMs: o.timeoutMs, sslVerify: o.sslVerify,
-      ...(body !== undefined ? { body, contentType: 'application/ocsp-request', accept: 'application/ocsp-response' }
-        : { accept: 'application/pkix-crl' }),
-      ...(o.caPem !== undefined ? { caPem: o.caPem } : {}),
-      ...(o.httpProxy !== undefined ? { httpProxy: o.httpProxy } : {}),
-    });
+    const timeoutMs = o.timeoutMs;
+    try {
+      const response = await httpRequest(url, {
+        method: body === undefined ? 'GET' : 'POST',
+        headers: body === undefined ? { accept: 'application/pkix-crl' }
+          : { accept: 'application/ocsp-response', 'content-type': 'application/ocsp-request' },
+        ...(body !== undefined ? { body } : {}),
+        timeoutMs, maxBytes, tlsVerify: o.sslVerify, expectStatus: 200,
+        ...(o.caPem !== undefined ? { caPem: o.caPem } : {}),
+        ...(o.httpProxy !== undefined ? { httpProxy: o.httpProxy } : {}),
+      });
+      return { ok: true, body: response.body };
+    } catch (error) {
+      if (!(error instanceof HttpError)) throw error;
+      return { ok: false, error: fetchProblem(error, timeoutMs, maxBytes) };
+    }
   }
 
   /** RFC 6960 4.1: POST one request (SHA-1 CertID, as RFC 5019 2.1.1 requires, plus a nonce) and validate the answer. */
   async #askOcsp(url: URL, cert: ParsedCert, issuer: ParsedCert): Promise<Answer> {
     const nonce = randomBytes(16);
     const body = der.encodeOcspRequest({
-      hashOid: OID.sha1, issuerNameHash: sha('sha1', issuer.fields.subject), issuerKeyHash: sha('sha1', issuer.fields.keyBits),
-      serial: cert.fields.serial,
+      hashOid: OID.sha1, issuerNameHash: sha('sha1', issuer.subjectDer), issuerKeyHash: sha('sha1', issuer.keyBits),
+      serial: cert.cert.serial,
     }, nonce);
-    const fetched = await this.#fetch(url, 'POST', MAX_OCSP_BYTES, body);
+    const fetched = await this.#fetch(url, MAX_OCSP_BYTES, body);
     if (!fetched.ok) return { status: 'none', why: fetched.error };
     let response: der.OcspResponseFields;
     try {
@@ -474,8 +506,8 @@ export class RevocationChecker {
     // the issuer signed for id-kp-OCSPSigning. No other signer is accepted.
     const now = this.#now();
     const matchesResponderId = (c: ParsedCert): boolean => (basic.responderName !== null
-      ? bytesEqual(basic.responderName, c.fields.subject)
-      : basic.responderKeyHash !== null && bytesEqual(basic.responderKeyHash, sha('sha1', c.fields.keyBits)));
+      ? bytesEqual(basic.responderName, c.subjectDer)
+      : basic.responderKeyHash !== null && bytesEqual(basic.responderKeyHash, sha('sha1', c.keyBits)));
     const signers: ParsedCert[] = [];
     if (matchesResponderId(issuer)) signers.push(issuer);
     for (const embedded of basic.certs) {
@@ -486,8 +518,8 @@ export class RevocationChecker {
         continue; // an unreadable extra certificate cannot authorise anything
       }
       if (candidate.id === issuer.id || !matchesResponderId(candidate)) continue;
-      const { notBefore, notAfter } = candidate.fields;
-      if (!(notBefore <= now + SKEW_MS && now <= notAfter)) continue;
+      const { notBeforeMs, notAfterMs } = candidate.cert;
+      if (!(notBeforeMs <= now + SKEW_MS && now <= notAfterMs)) continue;
       if (candidate.isIssuedBy(issuer) && candidate.purposes.includes(OID.kpOcspSigning)) signers.push(candidate);
     }
     if (!signers.some((s) => signatureValid(basic.tbs, basic.signatureAlgorithm, basic.signature, s.key))) {
@@ -496,16 +528,16 @@ export class RevocationChecker {
 
     // RFC 8954 / RFC 6960 4.4.1: a nonce, when echoed, must be ours; a responder may omit it.
     const echoed = basic.extensions.find((e) => e.oid === OID.ocspNonce);
-    if (echoed !== undefined && !bytesEqual(echoed.value, der.encode(der.TAG.octetString, nonce))) {
+    if (echoed !== undefined && !bytesEqual(echoed.value, der.encodeNonce(nonce))) {
       return { status: 'none', why: 'response nonce does not match the request (ignored)' };
     }
 
     // RFC 6960 4.1.1: the SingleResponse for this certificate, whatever CertID hash it uses.
     const single = basic.responses.find((r) => {
       const digest = HASH_BY_OID[r.hashOid];
-      return digest !== undefined && r.serialHex === cert.fields.serialHex
-        && bytesEqual(r.issuerNameHash, sha(digest, issuer.fields.subject))
-        && bytesEqual(r.issuerKeyHash, sha(digest, issuer.fields.keyBits));
+      return digest !== undefined && r.serialHex === cert.serialHex
+        && bytesEqual(r.issuerNameHash, sha(digest, issuer.subjectDer))
+        && bytesEqual(r.issuerKeyHash, sha(digest, issuer.keyBits));
     });
     if (single === undefined) return { status: 'none', why: 'response has no status for this certificate' };
     const problem = currencyProblem(single.thisUpdate, single.nextUpdate, now);
@@ -540,11 +572,11 @@ export class RevocationChecker {
       return { status: 'none', why: 'CRL scope does not cover this certificate' };
     }
     const notAfter = crl.nextUpdate !== undefined ? { notAfter: crl.nextUpdate } : {};
-    return { status: crl.serials.has(cert.fields.serialHex) ? 'revoked' : 'good', ...notAfter };
+    return { status: crl.serials.has(cert.serialHex) ? 'revoked' : 'good', ...notAfter };
   }
 
   async #downloadCrl(url: URL, issuer: ParsedCert): Promise<CrlFetch> {
-    const fetched = await this.#fetch(url, 'GET', this.#options.maxCrlBytes ?? DEFAULT_MAX_CRL_BYTES);
+    const fetched = await this.#fetch(url, this.#options.maxCrlBytes ?? DEFAULT_MAX_CRL_BYTES);
     if (!fetched.ok) return { ok: false, why: fetched.error };
     try {
       return await this.#validateCrl(fetched.body, issuer);
@@ -560,7 +592,7 @@ export class RevocationChecker {
       bytes = Buffer.from(body.toString('latin1').replace(/-----(BEGIN|END) X509 CRL-----/g, ''), 'base64');
     }
     const crl = der.parseCrl(bytes);
-    if (!bytesEqual(crl.issuer, issuer.fields.subject)) return { ok: false, why: 'CRL issuer is not the certificate issuer (ignored)' };
+    if (!bytesEqual(crl.issuer, issuer.subjectDer)) return { ok: false, why: 'CRL issuer is not the certificate issuer (ignored)' };
     if (!(await signatureValidAsync(crl.tbs, crl.signatureAlgorithm, crl.signature, issuer.key))) {
       return { ok: false, why: 'CRL is not signed by the issuer (ignored)' };
     }

@@ -10,7 +10,7 @@
  *   binding.ts     cnf x5t#S256 == thumbprint of the certificate (RFC 8705 section 3)
  *   response.ts    rejection -> 400/401/403 with an RFC 6750 challenge
  */
-import { hash } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import type { MtlsPopConfig } from './config.js';
 import { BoundedCache } from './cache.js';
 import { fail, failure, ok, type AuthFailure, type Result } from './errors.js';
@@ -18,11 +18,11 @@ import { extractBearerToken } from './bearer.js';
 import { decodeCertificateHeader } from './header.js';
 import { ChainValidator } from './chain.js';
 import type { CertificateFacts } from './certificate.js';
-import { JwksSource } from './jwks.js';
-import { TokenVerifier } from './token.js';
+import { JwksSource, type JwksOptions } from './jwks.js';
+import { TokenVerifier, checkTimes, type TokenPolicy } from './token.js';
 import { boundThumbprint, checkBinding, requiresCertificate } from './binding.js';
 import { toHttpResponse, type HttpRejection } from './response.js';
-import { RevocationChecker } from './revocation.js';
+import { RevocationChecker, type RevocationOptions } from './revocation.js';
 import { pemBlocksToDer } from './pem.js';
 
 /** What the adapter knows about a request. Header arrays hold every value received (Kong multimap). */
@@ -75,6 +75,58 @@ export interface VerifierDependencies {
   readonly now?: () => number;
 }
 
+// ---------------------------------------------------------------------------------------------
+// The options each module gets from the config (shared with the diagnostics in explain.ts).
+
+const withClock = (now: (() => number) | undefined): { now?: () => number } => (now === undefined ? {} : { now });
+
+/** How the IdP's keys are fetched: discovery from `issuer` or `jwks_endpoint`, with the IdP TLS settings. */
+export function jwksOptionsFrom(config: MtlsPopConfig, now?: () => number): JwksOptions {
+  return {
+    issuer: config.issuer,
+    jwksUri: config.jwks_endpoint,
+    timeoutMs: config.timeout,
+    rediscoveryLifetimeS: config.rediscovery_lifetime,
+    sslVerify: config.ssl_verify,
+    caPem: config.idp_ca_certificates_pem,
+    ...withClock(now),
+  };
+}
+
+/** What a token must satisfy; `issuers_allowed` defaults to the configured `issuer`. */
+export function tokenPolicyFrom(config: MtlsPopConfig, now?: () => number): TokenPolicy {
+  return {
+    issuersAllowed: config.issuers_allowed ?? (config.issuer === null ? [] : [config.issuer]),
+    algorithms: config.signing_algorithms,
+    leewayS: config.leeway,
+    audienceRequired: config.audience_required,
+    scopesRequired: config.scopes_required,
+    cacheSize: config.cache_size,
+    cacheTtlS: config.cache_ttl,
+    cacheSalt: config.cache_tokens_salt,
+    ...withClock(now),
+  };
+}
+
+/** How revocation is checked; null when no certificate header is configured. */
+export function revocationOptionsFrom(config: MtlsPopConfig, now?: () => number): RevocationOptions | null {
+  const fromHeader = config.proof_of_possession_mtls_from_header;
+  if (fromHeader === null) return null;
+  return {
+    mode: fromHeader.revocation_check_mode,
+    timeoutMs: fromHeader.http_timeout,
+    cacheTtlMs: fromHeader.cert_cache_ttl,
+    cacheSize: config.cache_size,
+    sslVerify: fromHeader.ssl_verify,
+    ocspUrlOverride: fromHeader.ocsp_responder_url,
+    httpProxy: fromHeader.http_proxy_host === null || fromHeader.http_proxy_port === null
+      ? null
+      : `http://${fromHeader.http_proxy_host}:${fromHeader.http_proxy_port}`,
+    checkWholePath: fromHeader.revocation_check_whole_chain,
+    ...withClock(now),
+  };
+}
+
 /** Builds trust anchors from PEM strings (several blocks per string allowed). */
 export function trustAnchorsFromPem(pems: readonly string[], config: MtlsPopConfig, now?: () => number): Result<TrustAnchors> {
   const fromHeader = config.proof_of_possession_mtls_from_header;
@@ -101,6 +153,15 @@ export function staticTrustAnchors(config: MtlsPopConfig, now?: () => number): T
   return () => Promise.resolve(result);
 }
 
+/** A decision-cache entry: what the approval returned, and the trust anchors it relied on (null: none). */
+interface ApprovedDecision {
+  readonly claims: Readonly<Record<string, unknown>>;
+  readonly certificate: CertificateFacts | null;
+  readonly anchors: TrustAnchors | null;
+}
+
+type CacheStats = { hits: number; misses: number; size: number };
+
 export class Verifier {
   readonly #config: MtlsPopConfig;
   readonly #tokens: TokenVerifier;
@@ -113,51 +174,37 @@ export class Verifier {
    * anchors it was verified against.
    */
   readonly #certificates: BoundedCache<{ readonly anchors: TrustAnchors; readonly facts: CertificateFacts }>;
+  /**
+   * Approved decisions by one salted hash of the request's Authorization value and certificate
+   * header value(s): a repeat request costs one SHA-256 and a lookup instead of the bearer parse,
+   * two hashes, two lookups and the binding check. Kept for at most min(`cache_ttl`,
+   * `cert_cache_ttl`), never past the token's exp or the certificate path's notAfter; used only
+   * with the trust anchors it was decided under, and only for requests whose other facts cannot
+   * change the outcome (one value per header, trusted peer or secure_source off).
+   */
+  readonly #decisions: BoundedCache<ApprovedDecision>;
+  readonly #decisionSalt: string;
+  readonly #now: () => number;
 
   constructor(config: MtlsPopConfig, deps: VerifierDependencies = {}) {
     this.#config = config;
+    this.#now = deps.now ?? Date.now;
+    this.#decisionSalt = config.cache_tokens_salt ?? randomBytes(32).toString('base64');
+    this.#decisions = new BoundedCache({
+      maxEntries: config.cache_size,
+      ttlMs: Math.min(Math.max(0, config.cache_ttl) * 1000, config.proof_of_possession_mtls_from_header?.cert_cache_ttl ?? 0),
+      now: this.#now,
+    });
     this.#certificates = new BoundedCache({
       maxEntries: config.cache_size,
       ttlMs: config.proof_of_possession_mtls_from_header?.cert_cache_ttl ?? 0,
       ...(deps.now === undefined ? {} : { now: deps.now }),
     });
-    const jwks = deps.jwks ?? new JwksSource({
-      issuer: config.issuer,
-      jwksUri: config.jwks_endpoint,
-      timeoutMs: config.timeout,
-      rediscoveryLifetimeS: config.rediscovery_lifetime,
-      sslVerify: config.ssl_verify,
-      caPem: config.idp_ca_certificates_pem,
-      ...(deps.now === undefined ? {} : { now: deps.now }),
-    });
-    this.#tokens = new TokenVerifier({
-      issuersAllowed: config.issuers_allowed ?? (config.issuer === null ? [] : [config.issuer]),
-      algorithms: config.signing_algorithms,
-      leewayS: config.leeway,
-      audienceRequired: config.audience_required,
-      scopesRequired: config.scopes_required,
-      cacheSize: config.cache_size,
-      cacheTtlS: config.cache_ttl,
-      cacheSalt: config.cache_tokens_salt,
-      ...(deps.now === undefined ? {} : { now: deps.now }),
-    }, jwks);
+    const jwks = deps.jwks ?? new JwksSource(jwksOptionsFrom(config, deps.now));
+    this.#tokens = new TokenVerifier(tokenPolicyFrom(config, deps.now), jwks);
     this.#trustAnchors = deps.trustAnchors ?? staticTrustAnchors(config, deps.now);
-    const fromHeader = config.proof_of_possession_mtls_from_header;
-    this.#revocation = fromHeader === null || fromHeader.revocation_check_mode === 'SKIP'
-      ? null
-      : new RevocationChecker({
-        mode: fromHeader.revocation_check_mode,
-        timeoutMs: fromHeader.http_timeout,
-        cacheTtlMs: fromHeader.cert_cache_ttl,
-        cacheSize: config.cache_size,
-        sslVerify: fromHeader.ssl_verify,
-        ocspUrlOverride: fromHeader.ocsp_responder_url,
-        httpProxy: fromHeader.http_proxy_host === null || fromHeader.http_proxy_port === null
-          ? null
-          : `http://${fromHeader.http_proxy_host}:${fromHeader.http_proxy_port}`,
-        checkWholePath: fromHeader.revocation_check_whole_chain,
-        ...(deps.now === undefined ? {} : { now: deps.now }),
-      });
+    const revocation = revocationOptionsFrom(config, deps.now);
+    this.#revocation = revocation === null || revocation.mode === 'SKIP' ? null : new RevocationChecker(revocation);
   }
 
   /** Decides one request. Never throws: an unexpected error is a rejection (`internal_error`). */
@@ -165,6 +212,18 @@ export class Verifier {
     const notes: Note[] = [];
     let certificate: CertificateFacts | null = null;
     try {
+      const decisionKey = this.#decisionKey(facts);
+      if (decisionKey !== null) {
+        const approved = this.#decisions.get(decisionKey);
+        if (approved !== undefined) {
+          if (await this.#stillApproved(approved)) {
+            return { allow: true, claims: approved.claims, certificate: approved.certificate, notes };
+          }
+          this.#decisions.delete(decisionKey);
+        }
+      }
+      const used: { anchors: TrustAnchors | null } = { anchors: null };
+
       const token = extractBearerToken(facts.authorization);
       if (!token.ok) return this.#deny(token.error, facts, null, notes);
 
@@ -172,7 +231,7 @@ export class Verifier {
       let certificateChecked = false;
       // strict: the certificate is always required, so check it before spending a signature check.
       if (mode === 'strict') {
-        const cert = await this.#certificate(facts, notes);
+        const cert = await this.#certificate(facts, notes, used);
         if (!cert.ok) return this.#deny(cert.error, facts, null, notes);
         certificate = cert.value;
         certificateChecked = true;
@@ -186,13 +245,18 @@ export class Verifier {
       if (!bound.ok) return this.#deny(bound.error, facts, certificate, notes);
 
       if (!certificateChecked && requiresCertificate(mode, bound.value)) {
-        const cert = await this.#certificate(facts, notes);
+        const cert = await this.#certificate(facts, notes, used);
         if (!cert.ok) return this.#deny(cert.error, facts, null, notes);
         certificate = cert.value;
       }
 
       const binding = checkBinding(mode, bound.value, certificate?.thumbprint ?? null);
       if (!binding.ok) return this.#deny(binding.error, facts, certificate, notes);
+      if (decisionKey !== null) {
+        const certificateEnd = certificate === null ? Number.POSITIVE_INFINITY : (certificate.pathNotAfter ?? certificate.notAfter).getTime();
+        const tokenEnd = verified.value.expiresAt ?? Number.NEGATIVE_INFINITY;
+        this.#decisions.set(decisionKey, { claims, certificate, anchors: used.anchors }, Math.min(tokenEnd, certificateEnd));
+      }
       return { allow: true, claims, certificate, notes };
     } catch (error) {
       const name = error instanceof Error ? error.name : typeof error;
@@ -204,7 +268,7 @@ export class Verifier {
    * The client certificate from the header, validated. Missing (or from an untrusted peer, which
    * counts as missing) -> `certificate_missing`.
    */
-  async #certificate(facts: RequestFacts, notes: Note[]): Promise<Result<CertificateFacts>> {
+  async #certificate(facts: RequestFacts, notes: Note[], used: { anchors: TrustAnchors | null }): Promise<Result<CertificateFacts>> {
     const fromHeader = this.#config.proof_of_possession_mtls_from_header;
     if (fromHeader === null) return fail('certificate_missing', 'no certificate header is configured');
     const values = facts.certificateHeader;
@@ -225,6 +289,7 @@ export class Verifier {
     const chainValue = chainValues[0] ?? null;
     const anchors = await this.#trustAnchors();
     if (!anchors.ok) return anchors;
+    used.anchors = anchors.value;
     const key = hash('sha256', chainValue === null ? value : `${value}\u0000${chainValue}`, 'base64');
     const cached = this.#certificates.get(key);
     if (cached !== undefined && cached.anchors === anchors.value) return ok(cached.facts);
@@ -244,6 +309,36 @@ export class Verifier {
     return validated;
   }
 
+  /**
+   * The decision-cache key, or null when the request's other facts could change the outcome: more
+   * than one Authorization or certificate value (rejected by the full path), a chain header sent
+   * twice, or a certificate header from an untrusted peer while secure_source is on. Values are
+   * length-prefixed so no two requests share a key.
+   */
+  #decisionKey(facts: RequestFacts): string | null {
+    const fromHeader = this.#config.proof_of_possession_mtls_from_header;
+    if (fromHeader === null || this.#config.cache_size === 0) return null;
+    if (facts.authorization.length !== 1 || facts.certificateHeader.length !== 1) return null;
+    if (fromHeader.secure_source && !facts.peerTrusted) return null;
+    const chain = facts.certificateChainHeader ?? [];
+    if (chain.length > 1) return null;
+    const authorization = facts.authorization[0] as string;
+    const value = facts.certificateHeader[0] as string;
+    const chainValue = chain[0];
+    if (typeof authorization !== 'string' || typeof value !== 'string') return null;
+    return hash('sha256', `${this.#decisionSalt}${authorization.length}:${authorization}${value.length}:${value}` +
+      (chainValue === undefined ? '-' : `${chainValue.length}:${chainValue}`), 'base64');
+  }
+
+  /** A cached approval still holds: same trust anchors, token times (exp, nbf, iat with leeway) still fine. */
+  async #stillApproved(approved: ApprovedDecision): Promise<boolean> {
+    if (approved.anchors !== null) {
+      const anchors = await this.#trustAnchors();
+      if (!anchors.ok || anchors.value !== approved.anchors) return false;
+    }
+    return checkTimes(approved.claims, this.#now(), this.#config.leeway).ok;
+  }
+
   #deny(rejection: AuthFailure, facts: RequestFacts, certificate: CertificateFacts | null, notes: Note[]): Decision {
     const response = toHttpResponse(rejection, {
       realm: this.#config.realm ?? facts.host ?? 'kong',
@@ -255,7 +350,7 @@ export class Verifier {
   }
 
   /** Cache statistics, for metrics and benchmarks. */
-  stats(): { tokens: { hits: number; misses: number; size: number }; certificates: { hits: number; misses: number; size: number } } {
-    return { tokens: this.#tokens.stats(), certificates: this.#certificates.stats() };
+  stats(): { tokens: CacheStats; certificates: CacheStats; decisions: CacheStats } {
+    return { tokens: this.#tokens.stats(), certificates: this.#certificates.stats(), decisions: this.#decisions.stats() };
   }
 }

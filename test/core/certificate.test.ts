@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
 import fc from 'fast-check';
 import * as asn1js from 'asn1js';
-import { certificateFacts, parseCertificate, thumbprintS256 } from '../../src/certificate.js';
+import {
+  authorityInfoAccessUris, certificateFacts, crlDistributionPointUris, parseCertificate, subjectPublicKeyBits, thumbprintS256,
+} from '../../src/certificate.js';
 import { issue, makeTestPki, opensslThumbprint, type Issued, type TestPki } from '../helpers/pki.js';
 
 let pki: TestPki;
@@ -208,5 +210,38 @@ describe('certificateFacts', () => {
         else assert.equal(result.error.reason, 'certificate_malformed');
       },
     ), { numRuns: 400 });
+  });
+});
+
+describe('what revocation reads from the parsed certificate', () => {
+  it('issuer/subject Name DER, serial contents and subjectPublicKey bits are the encoded bytes', () => {
+    const parsed = parseCertificate(pki.client.der);
+    assert.ok(parsed.ok, parsed.ok ? '' : parsed.error.detail);
+    const cert = pki.client.cert;
+    assert.deepEqual(Buffer.from(parsed.value.subject.der), Buffer.from(cert.subjectName.toArrayBuffer()));
+    assert.deepEqual(Buffer.from(parsed.value.issuer.der), Buffer.from(pki.intermediate.cert.subjectName.toArrayBuffer()));
+    assert.equal(Buffer.from(parsed.value.serial).toString('hex').replace(/^00/, ''), cert.serialNumber.toLowerCase().replace(/^00/, ''));
+    const spki = new X509Certificate(pki.client.der).publicKey.export({ format: 'der', type: 'spki' });
+    // P-256: the BIT STRING holds the uncompressed point, the last 65 bytes of the SPKI.
+    assert.deepEqual(Buffer.from(subjectPublicKeyBits(parsed.value)), spki.subarray(spki.length - 65));
+    assert.equal(subjectPublicKeyBits(parsed.value)[0], 0x04);
+  });
+
+  it('OCSP URLs from AuthorityInfoAccess and CRL URLs from fullName distribution points', async () => {
+    const crlPoints = new x509.CRLDistributionPointsExtension(['http://crl.example/a.crl', 'ldap://crl.example/cn=a']);
+    const aia = new x509.AuthorityInfoAccessExtension({
+      ocsp: [new x509.GeneralName('url', 'http://ocsp.example/'), new x509.GeneralName('dns', 'not-a-uri.example')],
+      caIssuers: [new x509.GeneralName('url', 'http://ca.example/ca.cer')],
+    });
+    const withPointers = await issue({ subject: 'CN=pointers', issuer: pki.intermediate, extensions: [crlPoints, aia] });
+    const parsed = parseCertificate(withPointers.der);
+    assert.ok(parsed.ok, parsed.ok ? '' : parsed.error.detail);
+    assert.deepEqual(authorityInfoAccessUris(parsed.value, '1.3.6.1.5.5.7.48.1'), ['http://ocsp.example/']);
+    assert.deepEqual(authorityInfoAccessUris(parsed.value, '1.3.6.1.5.5.7.48.2'), ['http://ca.example/ca.cer']);
+    assert.deepEqual(crlDistributionPointUris(parsed.value), ['http://crl.example/a.crl', 'ldap://crl.example/cn=a']);
+    const none = parseCertificate(pki.client.der);
+    assert.ok(none.ok);
+    assert.deepEqual(authorityInfoAccessUris(none.value, '1.3.6.1.5.5.7.48.1'), []);
+    assert.deepEqual(crlDistributionPointUris(none.value), []);
   });
 });

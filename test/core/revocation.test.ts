@@ -301,7 +301,7 @@ describe('CRL fallback', () => {
     reset();
     const verified = expectOk(await checker({ mode: 'STRICT', caPem: [tlsRootPem] }).check(...pathOf('httpsCrl')));
     assert.equal(verified.source, 'crl');
-    expectFailure(await checker({ mode: 'STRICT' }).check(...pathOf('httpsCrl')), 'revocation_unknown', 'TLS verification failed');
+    expectFailure(await checker({ mode: 'STRICT' }).check(...pathOf('httpsCrl')), 'revocation_unknown', 'TLS certificate rejected');
     const unverified = expectOk(await checker({ mode: 'STRICT', sslVerify: false }).check(...pathOf('httpsCrl')));
     assert.equal(unverified.source, 'crl');
     assert.equal(httpsCrlServer.requests, 2, 'the TLS failure never reached the HTTP layer');

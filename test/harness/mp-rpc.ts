@@ -61,7 +61,11 @@ class Connection {
     try {
       for await (const message of this.decoder.decodeStream(this.socket)) this.onMessage(message);
     } catch (err) {
-      this.fail(new RpcError('protocol', `could not decode the plugin server's answer: ${(err as Error).message}`));
+      // A socket error (ECONNRESET, EPIPE: the server died mid-call) is no answer, not a bad one:
+      // Kong's reader gets no data and Rpc:call returns nil, "no data", so the request goes on
+      // (fail-open). Only bytes that do not decode are a protocol error (Kong's assert: a Lua error).
+      if (typeof (err as NodeJS.ErrnoException).syscall === 'string') this.fail(new RpcError('closed', 'no data'));
+      else this.fail(new RpcError('protocol', `could not decode the plugin server's answer: ${(err as Error).message}`));
       this.socket.destroy();
     }
   }

@@ -1,0 +1,180 @@
+/**
+ * Section 2, through the REAL plugin server (our launcher, `bin/mtls-pop-pluginserver`) driven by
+ * the Kong emulator's `handleEvent` (HandleEvent + Steps over the Unix socket, no HTTP), 16
+ * connections, 16 events in flight. Three plugin servers run side by side, one plugin each (Kong
+ * 3.9 registers one plugin per server):
+ * - mtls-pop (dist/plugins) with the benchmark config;
+ * - bench-same-calls: the same PDK calls, no verification (our overhead = ours / it);
+ * - bench-floor: get_headers only (the plugin server's own floor).
+ * Rounds are interleaved round-robin; each contender's server idles while another is driven.
+ */
+import { join } from 'node:path';
+import { KongEmulator, launcherCommand, type InstanceHandle } from '../harness/kong-emulator.js';
+import type { EmulatedRequestInit } from '../harness/pdk.js';
+import { check, fmt, interleave, processCpuMs, type BenchScale, type Contender, type Figure, type Log } from './common.js';
+import { CERT_HEADER, benchConfigInput, boundToken, haproxyHeader, type BenchInputs } from './inputs.js';
+
+const SECTION = 'plugin server';
+export const CONNECTIONS = 16;
+export const PLUGINS_DIR = join(__dirname, '..', '..', 'plugins');
+export const SAME_CALLS_DIR = join(__dirname, '..', 'fixtures', 'plugins', 'bench-same-calls');
+export const FLOOR_DIR = join(__dirname, '..', 'fixtures', 'plugins', 'bench-floor');
+
+/** An emulator with our plugin on route `r`, behind trusted_ips 127.0.0.1, no HTTP gateway. */
+export async function startOurs(inputs: BenchInputs): Promise<KongEmulator> {
+  return KongEmulator.start({
+    pluginServer: launcherCommand(PLUGINS_DIR),
+    gateway: false,
+    poolSize: CONNECTIONS,
+    config: {
+      routes: [{ name: 'r', paths: ['/'], plugins: [{ name: 'mtls-pop', config: benchConfigInput(inputs) }] }],
+      trusted_ips: ['127.0.0.1'],
+    },
+  });
+}
+
+/** The requests of sections 2 and 3: a bound token with its certificate, and other outcomes. */
+export interface BenchRequests {
+  readonly happy: EmulatedRequestInit;
+  /** A valid token bound to another certificate: 401 invalid_token (RFC 8705 3). */
+  readonly mismatch: EmulatedRequestInit;
+}
+
+export function benchRequests(inputs: BenchInputs): BenchRequests {
+  const header = haproxyHeader(inputs, inputs.pki.client);
+  const request = (token: string): EmulatedRequestInit => ({
+    path: '/resource', clientIp: '127.0.0.1', headers: { authorization: `Bearer ${token}`, [CERT_HEADER]: header },
+  });
+  return {
+    happy: request(boundToken(inputs, inputs.pki.client, inputs.rsaKey)),
+    mismatch: request(boundToken(inputs, inputs.pki.otherClient, inputs.rsaKey)),
+  };
+}
+
+type Expect = 'allow' | 'reject';
+
+export async function event(emu: KongEmulator, handle: InstanceHandle, init: EmulatedRequestInit, expect: Expect): Promise<{ roundTrips: number; calls: string[] }> {
+  const { report, ctx, response } = await emu.handleEvent(handle, init);
+  if (expect === 'allow') {
+    if (report.outcome !== 'ret' || response !== undefined || ctx.shared.get('mtls_pop_verified') !== true) {
+      throw new Error(`expected an approved request, got ${report.outcome} ${response?.status ?? ''} ${report.error ?? ''}`);
+    }
+  } else if (report.outcome !== 'exit' || response?.status !== 401) {
+    throw new Error(`expected a 401, got ${report.outcome} ${response?.status ?? ''} ${report.error ?? ''}`);
+  }
+  return { roundTrips: report.roundTrips, calls: report.calls };
+}
+
+export async function runPluginServer(inputs: BenchInputs, scale: BenchScale, log: Log): Promise<Figure[]> {
+  const figures: Figure[] = [];
+  const requests = benchRequests(inputs);
+  const emulators: KongEmulator[] = [];
+  try {
+    const ours = await startOurs(inputs);
+    emulators.push(ours);
+    const same = await KongEmulator.start({
+      pluginServer: launcherCommand(SAME_CALLS_DIR),
+      gateway: false,
+      poolSize: CONNECTIONS,
+      config: {
+        routes: [
+          { name: 'allow', paths: ['/'], plugins: [{ name: 'bench-same-calls', config: { outcome: 'allow' } }] },
+          { name: 'reject', paths: ['/reject'], plugins: [{ name: 'bench-same-calls', config: { outcome: 'reject' } }] },
+        ],
+        trusted_ips: ['127.0.0.1'],
+      },
+    });
+    emulators.push(same);
+    const floor = await KongEmulator.start({
+      pluginServer: launcherCommand(FLOOR_DIR),
+      gateway: false,
+      poolSize: CONNECTIONS,
+      config: { routes: [{ name: 'r', paths: ['/'], plugins: [{ name: 'bench-floor' }] }] },
+    });
+    emulators.push(floor);
+
+    const oursHandle = await ours.instance('r');
+    const sameAllow = await same.instance('allow');
+    const sameReject = await same.instance('reject');
+    const floorHandle = await floor.instance('r');
+
+    // First requests fill the caches (JWKS, chain verdict, is_trusted); then count round trips.
+    await event(ours, oursHandle, requests.happy, 'allow');
+    await event(ours, oursHandle, requests.mismatch, 'reject');
+    await event(same, sameAllow, requests.happy, 'allow');
+    await event(same, sameReject, requests.mismatch, 'reject');
+    const oursHappy = await event(ours, oursHandle, requests.happy, 'allow');
+    const oursReject = await event(ours, oursHandle, requests.mismatch, 'reject');
+    const sameHappy = await event(same, sameAllow, requests.happy, 'allow');
+    const sameRej = await event(same, sameReject, requests.mismatch, 'reject');
+    const floorOne = await floor.handleEvent(floorHandle, requests.happy);
+    check(floorOne.report.outcome === 'ret', `floor plugin answered ${floorOne.report.outcome}`);
+    log(`plugin server: ours happy    ${oursHappy.roundTrips} round trips: HandleEvent, ${oursHappy.calls.join(', ')}`);
+    log(`plugin server: ours rejected ${oursReject.roundTrips} round trips: HandleEvent, ${oursReject.calls.join(', ')}`);
+    log(`plugin server: floor         ${floorOne.report.roundTrips} round trips: HandleEvent, ${floorOne.report.calls.join(', ')}`);
+    check(JSON.stringify(oursHappy.calls) === JSON.stringify(sameHappy.calls),
+      `same-calls baseline differs on the happy path: ${sameHappy.calls.join(',')} vs ${oursHappy.calls.join(',')}`);
+    check(JSON.stringify(oursReject.calls) === JSON.stringify(sameRej.calls),
+      `same-calls baseline differs on the rejection path: ${sameRej.calls.join(',')} vs ${oursReject.calls.join(',')}`);
+    figures.push({ section: SECTION, name: 'PDK round trips, happy path (HandleEvent + Steps)', value: oursHappy.roundTrips, unit: 'round trips', target: { op: '<=', limit: 4 } });
+    figures.push({ section: SECTION, name: 'PDK round trips, rejection (thumbprint mismatch)', value: oursReject.roundTrips, unit: 'round trips', target: { op: '<=', limit: 3 } });
+
+    log(`plugin server: ${scale.pluginRounds} x ${scale.pluginBatch} events per contender, ${CONNECTIONS} in flight, round-robin`);
+    const cpuOf = (emu: KongEmulator): (() => number) => {
+      const pid = emu.pluginServer.pid;
+      if (pid === undefined) throw new Error('plugin server not running');
+      return () => processCpuMs(pid);
+    };
+    const contenders: Contender[] = [
+      { name: 'ours-happy', concurrency: CONNECTIONS, cpuMs: cpuOf(ours), op: () => event(ours, oursHandle, requests.happy, 'allow') },
+      { name: 'same-happy', concurrency: CONNECTIONS, cpuMs: cpuOf(same), op: () => event(same, sameAllow, requests.happy, 'allow') },
+      { name: 'ours-reject', concurrency: CONNECTIONS, cpuMs: cpuOf(ours), op: () => event(ours, oursHandle, requests.mismatch, 'reject') },
+      { name: 'same-reject', concurrency: CONNECTIONS, cpuMs: cpuOf(same), op: () => event(same, sameReject, requests.mismatch, 'reject') },
+      {
+        name: 'floor', concurrency: CONNECTIONS, cpuMs: cpuOf(floor),
+        op: async () => { const r = await floor.handleEvent(floorHandle, requests.happy); if (r.report.outcome !== 'ret') throw new Error(r.report.outcome); },
+      },
+    ];
+    const results = await interleave(contenders, { rounds: scale.pluginRounds, batch: scale.pluginBatch });
+    const s = (name: string) => {
+      const samples = results.get(name);
+      if (samples === undefined) throw new Error(`no samples for ${name}`);
+      return samples.summary();
+    };
+    const rows: Array<[string, string]> = [
+      ['ours-happy', 'mtls-pop, happy path'],
+      ['same-happy', 'same-calls baseline, happy path'],
+      ['ours-reject', 'mtls-pop, rejection (401 mismatch)'],
+      ['same-reject', 'same-calls baseline, rejection'],
+      ['floor', 'floor (get_headers only)'],
+    ];
+    for (const [key, label] of rows) {
+      const summary = s(key);
+      figures.push({
+        section: SECTION, name: `${label}: events/s`, value: summary.opsPerS, unit: 'events/s',
+        note: `p50 ${fmt(summary.medianUs, 0)} us, p99 ${fmt(summary.p99Us, 0)} us; median round ${fmt(summary.medianRoundOpsPerS, 0)} events/s; ${summary.count} events`,
+      });
+    }
+    // The emulator (Kong's side) shares the 2 cores: events/s is end to end. The plugin server's
+    // own CPU per event isolates what the plugin costs inside it.
+    for (const [key, label] of rows) {
+      figures.push({ section: SECTION, name: `${label}: plugin-server CPU per event`, value: s(key).cpuUsPerOp, unit: 'us' });
+    }
+    figures.push({
+      section: SECTION, name: 'happy path: verification work in the server (ours - same-calls CPU)', value: s('ours-happy').cpuUsPerOp - s('same-happy').cpuUsPerOp, unit: 'us',
+    });
+    figures.push({
+      section: SECTION, name: 'happy path: ours/same-calls events/s', value: s('ours-happy').opsPerS / s('same-happy').opsPerS, unit: 'x',
+      target: { op: '>=', limit: 0.8 }, note: `median-round ratio ${fmt(s('ours-happy').medianRoundOpsPerS / s('same-happy').medianRoundOpsPerS, 2)}`,
+    });
+    figures.push({
+      section: SECTION, name: 'rejection: ours/same-calls events/s', value: s('ours-reject').opsPerS / s('same-reject').opsPerS, unit: 'x',
+      target: { op: '>=', limit: 0.8 }, note: `median-round ratio ${fmt(s('ours-reject').medianRoundOpsPerS / s('same-reject').medianRoundOpsPerS, 2)}`,
+    });
+    figures.push({ section: SECTION, name: 'happy path: ours/floor events/s (info)', value: s('ours-happy').opsPerS / s('floor').opsPerS, unit: 'x' });
+    check(ours.stats.failOpen === 0 && ours.stats.luaErrors === 0, `ours: ${ours.stats.failOpen} fail-open, ${ours.stats.luaErrors} Lua errors`);
+  } finally {
+    for (const emu of emulators) await emu.close();
+  }
+  return figures;
+}
