@@ -12,9 +12,9 @@
  *
  * Kong configuration (kong.conf or KONG_* variables):
  *   pluginserver_names = mtls-pop
- *   pluginserver_mtls_pop_socket = /usr/local/kong/js_pluginserver.sock
- *   pluginserver_mtls_pop_start_cmd = /usr/local/bin/mtls-pop-pluginserver -d /usr/local/kong/js-plugins
- *   pluginserver_mtls_pop_query_cmd = /usr/local/bin/mtls-pop-pluginserver -d /usr/local/kong/js-plugins --dump-all-plugins
+ *   pluginserver_mtls_pop_socket = /usr/local/kong/mtls-pop.sock
+ *   pluginserver_mtls_pop_start_cmd = /usr/bin/node <dir>/dist/bin/mtls-pop-pluginserver.js -d <dir>/dist/plugins -p /usr/local/kong --sock-name mtls-pop.sock
+ *   pluginserver_mtls_pop_query_cmd = /usr/bin/node <dir>/dist/bin/mtls-pop-pluginserver.js -d <dir>/dist/plugins --dump-all-plugins
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -74,17 +74,31 @@ function serve(server: PluginServer, options: CliOptions, logger: RedactingLogge
   async function shutdown(code: number): Promise<void> {
     if (stopping) return;
     stopping = true;
+    // Whatever happens below (a listener that does not close, a log write that fails), exit.
+    setTimeout(() => process.exit(code), 2000).unref();
     logger.info(`stopping (pid ${process.pid})`);
     server.close();
     await listener.close();
     process.exit(code);
   }
+  // When Kong (the parent) is gone, writes to our stdout/stderr pipes fail with EPIPE. Those
+  // errors must not become uncaught exceptions whose logging fails again, in a loop.
+  const ignoreStdioError = (): void => { /* the reader is gone: nothing to report to */ };
+  process.stdout.on('error', ignoreStdioError);
+  process.stderr.on('error', ignoreStdioError);
+  const isStdioError = (err: unknown): boolean => {
+    const code = (err as { code?: unknown } | null)?.code;
+    return code === 'EPIPE' || code === 'ERR_STREAM_DESTROYED' || code === 'ERR_STREAM_WRITE_AFTER_END';
+  };
   // Handlers first: a signal that arrives as soon as the socket exists must still clean up.
   process.on('SIGTERM', () => { void shutdown(0); });
   process.on('SIGINT', () => { void shutdown(0); });
   // A plugin's stray asynchronous error must not take every request down with it (Kong would
   // proxy them all, fail-open, until it respawns the server).
-  process.on('uncaughtException', (err) => { logger.error(`uncaught exception: ${scrubSecrets(String(err?.stack ?? err))}`); });
+  process.on('uncaughtException', (err) => {
+    if (isStdioError(err)) return;
+    logger.error(`uncaught exception: ${scrubSecrets(String(err?.stack ?? err))}`);
+  });
   process.on('unhandledRejection', (reason) => { logger.error(`unhandled rejection: ${scrubSecrets(String(reason instanceof Error ? reason.stack : reason))}`); });
   const netServer = listener.serve();
   netServer.on('error', () => {

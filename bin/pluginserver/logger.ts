@@ -82,7 +82,10 @@ export class RedactingLogger implements PluginServerLogger {
 
   constructor(options: LoggerOptions) {
     this.rank = LEVEL_RANK[options.level];
-    this.write = options.write ?? ((line) => { process.stderr.write(line); });
+    this.write = options.write ?? ((line) => {
+      // A closed stderr (the parent died) reports through its 'error' event; never throw here.
+      if (!process.stderr.destroyed) process.stderr.write(line);
+    });
   }
 
   isEnabled(level: LogLevel): boolean {

@@ -421,3 +421,32 @@ describe('shutdown', () => {
     });
   }
 });
+
+describe('launcher whose parent died (Kong gone, stdio pipes broken)', () => {
+  test('SIGTERM still stops it: EPIPE on stderr does not loop through the uncaught-exception logger', async () => {
+    const prefix = mkdtempSync(join(tmpdir(), 'orphan-'));
+    // A parent that starts the launcher with piped stdio, reports its pid, and exits at once.
+    const parentScript = `
+      const { spawn } = require('node:child_process');
+      const child = spawn(process.execPath, [${JSON.stringify(LAUNCHER_PATH)}, '-d', ${JSON.stringify(HARNESS_DIR)}, '-p', ${JSON.stringify(prefix)}, '-v'],
+        { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      child.stderr.once('data', () => { process.stdout.write(String(child.pid)); process.exit(0); });`;
+    const pid = await new Promise<number>((resolve, reject) => {
+      execFile(process.execPath, ['-e', parentScript], { timeout: 15_000 }, (err, stdout) => {
+        if (err !== null) reject(err); else resolve(Number(stdout));
+      });
+    });
+    assert.ok(Number.isInteger(pid) && pid > 0);
+    const alive = (): boolean => { try { process.kill(pid, 0); return true; } catch { return false; } };
+    try {
+      assert.equal(alive(), true, 'the orphaned launcher keeps serving');
+      process.kill(pid, 'SIGTERM');
+      const deadline = Date.now() + 4000;
+      while (alive() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(alive(), false, 'still running 4 s after SIGTERM');
+    } finally {
+      if (alive()) process.kill(pid, 'SIGKILL');
+      rmSync(prefix, { recursive: true, force: true });
+    }
+  });
+});
