@@ -6,6 +6,10 @@
  * verified (`kong.ctx.shared.mtls_pop_verified = true`, which the fail-closed guard checks) or end
  * it with the core's 400/401/403. It never throws back into the plugin server: kong-pdk answers a
  * thrown handler with "ret" and Kong would proxy the request.
+ *
+ * On approval, before the flag: one `kong.service.request.set_headers` when identity headers or
+ * hidden headers are configured, and one `kong.log.set_serialize_value` with `log_serialize`
+ * (also before a rejection's exit); see kong/upstream.ts.
  */
 import { hash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
