@@ -158,11 +158,6 @@ export function basicConstraints(ca: boolean, pathLen?: number, critical = true)
   return ext('2.5.29.19', critical, seq(...(ca ? [BOOLEAN_TRUE] : []), ...(pathLen === undefined ? [] : [integer(pathLen)])));
 }
 
-/** The cA FALSE case written explicitly (BER-style DEFAULT value, as PKITS 4.6.2/4.6.3 do). */
-export function basicConstraintsCaFalse(critical: boolean): Extension {
-  return ext('2.5.29.19', critical, seq(Buffer.of(0x01, 0x01, 0x00)));
-}
-
 export const KU = {
   digitalSignature: 0, nonRepudiation: 1, keyEncipherment: 2, dataEncipherment: 3, keyAgreement: 4, keyCertSign: 5, cRLSign: 6,
 } as const;
