@@ -6,7 +6,12 @@
  *
  * The stale periods (cached JWKS keys, cached CA certificates) last minutes to an hour; the last
  * suite runs its plugin server with a movable wall clock (test/helpers/clock-offset.ts) to check
- * that their ends are enforced by the running plugin, not only by the core's unit tests.
+ * that their ends are enforced by the running plugin, not only by the core's unit tests, and that
+ * a quiet route keeps them when kong-pdk drops its idle instance (after 60 s without events).
+ *
+ * Timings are checked against this loaded 2-core machine: bounds are widened by the time the test
+ * process itself was not scheduled, measured alongside (a stall of the whole machine), never by a
+ * stall of the plugin server alone.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -196,10 +201,22 @@ describe('outages under the real plugin server', () => {
     await junk?.close();
   });
 
-  /** Sequential no-token requests (2 round trips each) timing the plugin server from outside. */
-  function startProbe(): { stop(): Promise<number[]> } {
+  /**
+   * Sequential no-token requests (2 round trips each) timing the plugin server from outside, and a
+   * 5 ms ticker measuring how long this test process itself was not scheduled (`selfLagMax`): on
+   * this loaded machine a stall of the whole machine shows in both, a blocked plugin server only
+   * in the probes.
+   */
+  function startProbe(): { stop(): Promise<{ latencies: number[]; selfLagMax: number }> } {
     let stopped = false;
     const latencies: number[] = [];
+    let selfLagMax = 0;
+    let last = performance.now();
+    const ticker = setInterval(() => {
+      const now = performance.now();
+      selfLagMax = Math.max(selfLagMax, now - last - 5);
+      last = now;
+    }, 5);
     const loop = (async () => {
       while (!stopped) {
         const started = performance.now();
@@ -210,7 +227,14 @@ describe('outages under the real plugin server', () => {
         await sleep(2);
       }
     })();
-    return { async stop() { stopped = true; await loop; return latencies; } };
+    return {
+      async stop() {
+        stopped = true;
+        await loop;
+        clearInterval(ticker);
+        return { latencies, selfLagMax };
+      },
+    };
   }
 
   test('JWKS endpoint down at start: 401 jwks_unavailable with a log line; recovers on its own, no restart', async (t) => {
@@ -248,7 +272,7 @@ describe('outages under the real plugin server', () => {
   test('bad JWKS answers fail closed within timeout + slack; the plugin server event loop keeps answering', async (t) => {
     const baseline = startProbe();
     await sleep(300);
-    const quiet = summary(await baseline.stop());
+    const quiet = summary((await baseline.stop()).latencies);
     t.diagnostic(`probe baseline (no fetch): n=${quiet.n} p50=${quiet.p50.toFixed(2)} ms max=${quiet.max.toFixed(2)} ms`);
     const host = (server: { port: number }): string => `127.0.0.1:${server.port}`;
     const cases: Array<{ name: string; route: string; server: StaticIdp | JwksServer; detail: string; atLeastMs?: number }> = [
@@ -274,23 +298,27 @@ describe('outages under the real plugin server', () => {
     for (const c of cases) {
       await t.test(c.name, async () => {
         const tag = `bad-${c.route}`;
+        await emu.instance(c.route); // StartInstance first: only the fetch is timed
         const probe = startProbe();
         const started = performance.now();
         const res = await httpRequest(`${emu.url}/${c.route}/${tag}`, {
           headers: headersFor(token(c.server.issuer, pki.client), base64Chain(pki.client, pki.intermediate), tag),
         });
         const elapsed = performance.now() - started;
-        const latencies = summary(await probe.stop());
-        report.push(`${c.name}: rejected in ${elapsed.toFixed(0)} ms; probes n=${latencies.n} p50=${latencies.p50.toFixed(2)} max=${latencies.max.toFixed(2)} ms`);
+        const { latencies: raw, selfLagMax } = await probe.stop();
+        const latencies = summary(raw);
+        report.push(`${c.name}: rejected in ${elapsed.toFixed(0)} ms; probes n=${latencies.n} p50=${latencies.p50.toFixed(2)} max=${latencies.max.toFixed(2)} ms; test process stalled at most ${selfLagMax.toFixed(0)} ms`);
         assertHttpRejection(res, REALM, reject(401, 'jwks_unavailable', c.detail), c.name);
         assert.equal(upstreamSaw(tag), 0);
         assert.equal(c.server.count('jwks'), 1, 'one JWKS request');
-        assert.ok(elapsed < IDP_TIMEOUT_MS + SLACK_MS, `answered in ${elapsed.toFixed(0)} ms`);
+        // Bounds widened by the time this process itself was frozen (a stall of the whole machine).
+        assert.ok(elapsed < IDP_TIMEOUT_MS + SLACK_MS + selfLagMax, `answered in ${elapsed.toFixed(0)} ms`);
         if (c.atLeastMs !== undefined) assert.ok(elapsed >= c.atLeastMs - 5, `waited the timeout (${elapsed.toFixed(0)} ms)`);
         if (c.atLeastMs !== undefined) assert.ok(latencies.n >= 10, `probes ran during the fetch (${latencies.n})`);
-        // Measured from outside on a loaded machine (the baseline max is tens of ms): a blocked loop
-        // (a synchronous read of the slow or huge body) would show as the whole fetch time.
-        assert.ok(latencies.max < PROBE_LIMIT_MS, `the plugin server answered every probe within ${PROBE_LIMIT_MS} ms (max ${latencies.max.toFixed(2)} ms)`);
+        // A blocked plugin server loop (a synchronous read of the slow or huge body) would hold a
+        // probe for the whole fetch while this process runs freely.
+        assert.ok(latencies.max < PROBE_LIMIT_MS + selfLagMax,
+          `the plugin server answered every probe within ${PROBE_LIMIT_MS} ms (max ${latencies.max.toFixed(2)} ms, self stall ${selfLagMax.toFixed(0)} ms)`);
       });
     }
     for (const line of report) t.diagnostic(line);
@@ -386,6 +414,8 @@ describe('outages under the real plugin server', () => {
     assert.equal(emu.stats.proxied - stats0.proxied, passed);
     assert.ok(guarded > 0, 'the crash hit requests in flight or queued (the guard rejected them)');
     assert.equal(emu.stats.luaErrors - stats0.luaErrors, 0, 'no Lua error (500)');
+    // Fail-open events can outnumber guard rejections: a request the plugin approved (flag set)
+    // whose last Step died with the server is proxied, rightly, on that approval.
     t.diagnostic(`phase 1: ${judged} judged by the plugin, ${guarded} rejected by the guard while it was down; ${passed} proxied; fail-open events ${emu.stats.failOpen - stats0.failOpen}`);
 
     // Phase 2: 200 more after the restart, every one judged by its own route's config.

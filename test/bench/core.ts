@@ -127,7 +127,7 @@ export async function runCore(inputs: BenchInputs, scale: BenchScale, log: Log):
       target: { op: '>=', limit: 10 }, note: `ops/s ratio ${fmt(ours.opsPerS / peerS.opsPerS)}x`,
     });
     const stats = verifier.stats();
-    log(`core: warm verifier caches: tokens ${JSON.stringify(stats.tokens)}, certificates ${JSON.stringify(stats.certificates)}`);
+    log(`core: warm verifier caches: decisions ${JSON.stringify(stats.decisions)}, tokens ${JSON.stringify(stats.tokens)}, certificates ${JSON.stringify(stats.certificates)}`);
   }
 
   // 1b. Cold token: a new token each request, same certificate. RS256 with the peer, ES256 without.
