@@ -94,6 +94,19 @@ export class PluginServerProcess {
   get stderr(): string {
     return this.stderrChunks.join('');
   }
+  /**
+   * Waits until stderr matches `pattern` (the server's output reaches us asynchronously, after
+   * the RPC answer that caused it) and returns stderr; throws after `timeoutMs`.
+   */
+  async waitForStderr(pattern: RegExp, timeoutMs = 3000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    while (!pattern.test(this.stderr)) {
+      if (Date.now() > deadline) throw new Error(`plugin server stderr did not match ${pattern} within ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return this.stderr;
+  }
+
 
   /** Spawns the server and waits until its socket accepts connections. */
   async start(timeoutMs = 15_000): Promise<void> {

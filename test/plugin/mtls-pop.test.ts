@@ -183,19 +183,22 @@ describe('mtls-pop under the real plugin server', () => {
     });
     assert.equal(res.status, 401);
     assert.equal(echo.requests.length, before);
-    assert.match(emu.pluginServer.stderr, /invalid configuration, every request will be rejected: auth_methods: session cannot be used/);
+    await emu.pluginServer.waitForStderr(/invalid configuration, every request will be rejected: auth_methods: session cannot be used/);
   });
 
   test('CA certificate entity unreachable: fail closed with a clear log line; recovers when the Admin API is back', async () => {
     const token = await idp.sign(bound(pki.otherClient));
     await emu.adminApi.setMode('down');
     const headers = { authorization: `Bearer ${token}`, 'x-client-cert': chainHeader(pki.otherClient) };
-    const down = await emu.runAccess('ca-outage', { path: '/ca-outage/x', clientIp: '127.0.0.1', headers });
-    assert.equal(down.response?.status, 401);
-    assert.match(JSON.parse(down.response?.body.toString() ?? '{}').message as string,
-      /^Unauthorized \(trust_anchors_unavailable: CA certificates could not be read from the Kong Admin API: /);
-    assert.match(emu.pluginServer.stderr, /reason=trust_anchors_unavailable/);
-    await emu.adminApi.setMode('up');
+    try {
+      const down = await emu.runAccess('ca-outage', { path: '/ca-outage/x', clientIp: '127.0.0.1', headers });
+      assert.equal(down.response?.status, 401);
+      assert.match(JSON.parse(down.response?.body.toString() ?? '{}').message as string,
+        /^Unauthorized \(trust_anchors_unavailable: CA certificates could not be read from the Kong Admin API: /);
+      await emu.pluginServer.waitForStderr(/reason=trust_anchors_unavailable/);
+    } finally {
+      await emu.adminApi.setMode('up');
+    }
     const up = await emu.runAccess('ca-outage', { path: '/ca-outage/x', clientIp: '127.0.0.1', headers });
     assert.equal(up.response, undefined);
     assert.equal(up.guard, 'passed');
