@@ -196,6 +196,12 @@ async function main(): Promise<number> {
       detail(`upstream          ${reached
         ? `received it, with x-client-cert: ${typeof forwarded === 'string' ? `${forwarded.slice(0, 32)}... (${forwarded.length} chars, set by the terminator)` : '(none)'}`
         : 'received nothing'}`);
+      if (reached) {
+        const seen = s.echo.requests.at(-1)?.headers ?? {};
+        for (const name of ['x-client-id', 'x-client-cert-subject', 'x-client-cert-thumbprint']) {
+          detail(`${name.padEnd(26)}${String(seen[name] ?? '(none)')}   <- set by mtls-pop (upstream_headers)`);
+        }
+      }
     }
 
     if (args.hold && signalled === undefined && failed.length === 0) {

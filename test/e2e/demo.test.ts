@@ -179,6 +179,10 @@ function assertFlow(stdout: string, terminatorLabel: RegExp): void {
   assert.deepEqual(after(/^\[8\] ✓ GET \/headers with client-1's certificate and client-1's token -> 200 \(expected 200\)/).slice(1, 3),
     ['      status            200 OK', '      WWW-Authenticate  (none)']);
   assert.match(after(/^\[8\] /)[3] ?? '', /^ {6}upstream {10}received it, with x-client-cert: \S+\.\.\. \(\d+ chars, set by the terminator\)$/);
+  // The verified identity mtls-pop handed to the upstream (upstream_headers).
+  line(stdout, /^ {6}x-client-id {15}client-1 {3}<- set by mtls-pop \(upstream_headers\)$/);
+  line(stdout, /^ {6}x-client-cert-subject {5}CN=client-1,O=mtls-pop tests {3}<- set by mtls-pop \(upstream_headers\)$/);
+  assert.equal(stdout.match(/^ {6}x-client-cert-thumbprint {2}([A-Za-z0-9_-]{43}) {3}<- set by mtls-pop/m)?.[1], cnfs[0]);
   assert.deepEqual(after(/^\[9\] ✓ GET \/headers without a client certificate \(client-1's token\) -> 401 \(expected 401\)/).slice(1),
     ['      status            401 Unauthorized', `      WWW-Authenticate  ${CHALLENGE_NO_CERT}`, '      upstream          received nothing']);
   assert.deepEqual(after(/^\[10\] ✓ stolen token: GET \/headers with client-1's certificate and client-2's token -> 401 \(expected 401\)/).slice(1),

@@ -92,7 +92,7 @@ for (const terminator of ['haproxy', 'nginx'] as const) {
       assert.equal(decodeJwt(token('client-1')).iss, s.urls.idp);
     });
 
-    test('certificate + its token through the terminator: 200, the upstream got the request; 4 PDK round trips', async (t) => {
+    test('certificate + its token through the terminator: 200, the upstream got the request with the verified identity headers; 5 PDK round trips', async (t) => {
       const s = ready(t);
       if (s === null) return;
       const before = s.echo.requests.length;
@@ -104,13 +104,19 @@ for (const terminator of ['haproxy', 'nginx'] as const) {
       assert.equal(forwardedCertificate(s), expectedForwarded(s, 'client-1'), `${terminator} forwarded client-1's certificate`);
       assert.equal(JSON.parse(first.body).path, STACK_PATH, 'the body is the upstream\'s');
 
-      // Warm path: HandleEvent (-> get_headers), Step (-> get_ip), Step (-> ctx.shared.set), Step (-> ret).
+      const seen = s.echo.requests.at(-1)?.headers ?? {};
+      assert.equal(seen['x-client-id'], 'client-1');
+      assert.equal(seen['x-client-cert-subject'], 'CN=client-1,O=mtls-pop tests');
+
+      // Warm path: HandleEvent (-> get_headers), Step (-> get_ip), Step (-> service.request.set_headers
+      // for upstream_headers), Step (-> ctx.shared.set), Step (-> ret). Without upstream_headers: 4.
       const stats = { ...s.emulator.stats };
-      const second = await s.request(STACK_PATH, { cert: 'client-1', token: token('client-1') });
+      const second = await s.request(STACK_PATH, { cert: 'client-1', token: token('client-1'), headers: { 'X-Client-Id': 'forged' } });
       assert.equal(second.status, 200, second.wwwAuthenticate);
+      assert.equal(s.echo.requests.at(-1)?.headers['x-client-id'], 'client-1', 'a client-sent copy is replaced');
       assert.equal(s.emulator.stats.events - stats.events, 1);
-      assert.equal(s.emulator.stats.lastEventRoundTrips, 4);
-      assert.equal(s.emulator.stats.roundTrips - stats.roundTrips, 4);
+      assert.equal(s.emulator.stats.lastEventRoundTrips, 5);
+      assert.equal(s.emulator.stats.roundTrips - stats.roundTrips, 5);
       assert.equal(s.emulator.stats.proxied - stats.proxied, 1);
       assert.equal(s.emulator.stats.failOpen, 0);
     });

@@ -423,6 +423,12 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     idp_ca_certificates_pem: [pki.root.pem],
     admin_api_url: `http://127.0.0.1:${adminPort}`,
     cache_tokens_salt: randomBytes(16).toString('base64url'),
+    // Verified identity for the upstream (client-sent copies of these headers are removed).
+    upstream_headers: [
+      { header: 'X-Client-Id', path: 'client_id' },
+      { header: 'X-Client-Cert-Subject', path: 'cert.subject' },
+      { header: 'X-Client-Cert-Thumbprint', path: 'cert.thumbprint' },
+    ],
   };
   const guard = options.guard !== false;
   const emulator = await step('start the gateway (Kong emulator + plugin server)', async () => {
