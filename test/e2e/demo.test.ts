@@ -92,9 +92,11 @@ function runDemo(args: readonly string[], when?: (stdout: string, seen: Readonly
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`demo did not finish in 60 s:\n${stdout}\n${stderr}`)); }, 60_000);
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
       stdout += chunk;
+      // Every progress line is a moment the processes of the steps so far are up: sample then too,
+      // not only on the timer (which a loaded machine can delay past a short-lived terminator).
+      sample();
       if (when === undefined || signalled || deciding) return;
       deciding = true;
-      sample();
       void Promise.resolve(when(stdout, seen)).then((signal) => {
         deciding = false;
         if (signal !== undefined && !signalled) {
