@@ -15,6 +15,10 @@
  *   pluginserver_mtls_pop_socket = /usr/local/kong/mtls-pop.sock
  *   pluginserver_mtls_pop_start_cmd = /usr/bin/node <dir>/dist/bin/mtls-pop-pluginserver.js -d <dir>/dist/plugins -p /usr/local/kong --sock-name mtls-pop.sock
  *   pluginserver_mtls_pop_query_cmd = /usr/bin/node <dir>/dist/bin/mtls-pop-pluginserver.js -d <dir>/dist/plugins --dump-all-plugins
+ *
+ * Prometheus metrics (opt-in): add `--metrics-port 9542` to the start command (Kong runs it with
+ * a cleared environment, so `MTLS_POP_METRICS_PORT` only helps outside Kong); `GET /metrics` on
+ * 127.0.0.1 (`--metrics-host` to change).
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,6 +27,7 @@ import { RedactingLogger, scrubSecrets } from './pluginserver/logger.js';
 import { PluginServer } from './pluginserver/server.js';
 import { StreamingListener } from './pluginserver/listener.js';
 import { msgpack } from './pluginserver/kong-pdk.js';
+import { startMetricsServer, type MetricsEndpoint } from './pluginserver/metrics-server.js';
 
 type StdoutWrite = (chunk: string | Uint8Array, callback?: (err?: Error | null) => void) => boolean;
 
@@ -71,6 +76,7 @@ async function dump(server: PluginServer, options: CliOptions, writeStdout: Stdo
 function serve(server: PluginServer, options: CliOptions, logger: RedactingLogger): void {
   const listener = new StreamingListener(server, join(options.kongPrefix, options.sockName), logger);
   let stopping = false;
+  let metricsEndpoint: MetricsEndpoint | null = null;
   async function shutdown(code: number): Promise<void> {
     if (stopping) return;
     stopping = true;
@@ -78,7 +84,7 @@ function serve(server: PluginServer, options: CliOptions, logger: RedactingLogge
     setTimeout(() => process.exit(code), 2000).unref();
     logger.info(`stopping (pid ${process.pid})`);
     server.close();
-    await listener.close();
+    await Promise.all([listener.close(), metricsEndpoint?.close()]);
     process.exit(code);
   }
   // When Kong (the parent) is gone, writes to our stdout/stderr pipes fail with EPIPE. Those
@@ -104,6 +110,18 @@ function serve(server: PluginServer, options: CliOptions, logger: RedactingLogge
   netServer.on('error', () => {
     if (!netServer.listening) void shutdown(1);
   });
+  if (options.metricsPort !== null) {
+    const host = options.metricsHost;
+    startMetricsServer(host, options.metricsPort).then((endpoint) => {
+      metricsEndpoint = endpoint;
+      const shown = endpoint.address.family === 'IPv6' ? `[${endpoint.address.address}]` : endpoint.address.address;
+      logger.info(`metrics on http://${shown}:${endpoint.address.port}/metrics`);
+      if (stopping) void endpoint.close();
+    }, (err: unknown) => {
+      // Metrics are optional: the plugin keeps serving Kong without them.
+      logger.error(`metrics endpoint not started on ${host}:${options.metricsPort}: ${err instanceof Error ? err.message : String(err)}`);
+    });
+  }
 }
 
 function main(): void {

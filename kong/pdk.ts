@@ -10,6 +10,14 @@
 /** `kong.request.get_headers()`: lower-cased names; a repeated header is an array of its values. */
 export type KongHeaders = Readonly<Record<string, string | readonly string[]>>;
 
+/** A consumer entity as `kong.client.load_consumer` returns it (only the fields we read are typed). */
+export interface KongConsumer {
+  readonly id: string;
+  readonly username?: string | null;
+  readonly custom_id?: string | null;
+  readonly [field: string]: unknown;
+}
+
 export interface KongPdk {
   readonly request: {
     /** https://docs.konghq.com/gateway/latest/plugin-development/pdk/kong.request/#kongrequestget_headersmax_headers */
@@ -18,6 +26,16 @@ export interface KongPdk {
   readonly client: {
     /** The direct peer address unless real_ip settings rewrite it. */
     getIp(): Promise<string | null>;
+    /**
+     * https://docs.konghq.com/gateway/latest/plugin-development/pdk/kong.client/#kongclientload_consumerconsumer_id-search_by_username
+     * By id (a UUID; any other value raises an error), then by username when `searchByUsername`.
+     */
+    loadConsumer(consumerId: string, searchByUsername?: boolean): Promise<KongConsumer | null>;
+    /**
+     * https://docs.konghq.com/gateway/latest/plugin-development/pdk/kong.client/#kongclientauthenticateconsumer-credential
+     * Sets the authenticated consumer (and credential) of the request. Access phase.
+     */
+    authenticate(consumer: KongConsumer | null, credential: Readonly<Record<string, unknown>> | null): Promise<void>;
   };
   readonly ip: {
     /** Whether `ip` is in Kong's `trusted_ips`. */

@@ -10,6 +10,9 @@
  * On approval, before the flag: one `kong.service.request.set_headers` when identity headers or
  * hidden headers are configured, and one `kong.log.set_serialize_value` with `log_serialize`
  * (also before a rejection's exit); see kong/upstream.ts.
+ *
+ * Every request also counts in the process's Prometheus counters (kong/metrics.ts): its outcome
+ * and reason code, and the cache and JWKS figures that changed. No PDK round trip.
  */
 import { hash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -26,6 +29,8 @@ import { RateLimitedLog, logSafe } from '../kong/log.js';
 import type { KongHeaders, KongPdk } from '../kong/pdk.js';
 import { SERIALIZE_KEY, allowRecord, denyRecord, upstreamPlanFrom } from '../kong/upstream.js';
 import type { UpstreamHeaderPlan } from '../src/upstream-headers.js';
+import { metrics, cacheTracker, jwksTracker, type RequestOutcome } from '../kong/metrics.js';
+import { CONSUMER_HEADERS, consumerClaimPath, consumerHeaders, mapConsumer } from '../kong/consumer.js';
 
 /** The `kong.ctx.shared` key set on success; the bundled post-function guard rejects requests without it. */
 export const VERIFIED_FLAG = 'mtls_pop_verified';
@@ -54,6 +59,10 @@ function readVersion(): string {
 
 const log = new RateLimitedLog();
 
+/** Cache and JWKS figures seen per verifier and per JWKS source, added to the process counters. */
+const cacheFigures = cacheTracker();
+const jwksFigures = jwksTracker();
+
 /**
  * JWKS sources and CA certificate resolvers outlive plugin instances. kong-pdk drops an instance
  * after 60 s without events (lib/mod.js `isExpired`) and Kong starts a new one on the next
@@ -79,7 +88,7 @@ function shared<V>(cache: BoundedCache<V>, pluginId: unknown, settings: unknown,
 }
 
 type InstanceState =
-  | { readonly ready: true; readonly config: MtlsPopConfig; readonly verifier: Verifier }
+  | { readonly ready: true; readonly config: MtlsPopConfig; readonly verifier: Verifier; readonly jwks: JwksSource }
   | { readonly ready: false; readonly errors: readonly string[] };
 
 function start(rawConfig: unknown): InstanceState {
@@ -96,7 +105,7 @@ function start(rawConfig: unknown): InstanceState {
     const jwksOptions = jwksOptionsFrom(config);
     const jwks = shared(jwksSources, pluginId, jwksOptions, () => new JwksSource(jwksOptions));
     const verifier = new Verifier(config, { trustAnchors: kongTrustAnchors(config, entities), jwks });
-    return { ready: true, config, verifier };
+    return { ready: true, config, verifier, jwks };
   } catch (error) {
     return { ready: false, errors: [`plugin start failed: ${error instanceof Error ? error.message : String(error)}`] };
   }
@@ -117,22 +126,33 @@ class MtlsPopPlugin {
   }
 
   async access(kong: KongPdk): Promise<void> {
+    let outcome: RequestOutcome = { outcome: 'deny', reason: 'internal_error' };
     try {
-      await this.#access(kong);
+      outcome = await this.#access(kong);
     } catch (error) {
       // A PDK call failed (kong-pdk throws on StepError) or a bug: reject, never proxy.
+      outcome = { outcome: 'deny', reason: 'internal_error' };
       const name = error instanceof Error ? error.name : typeof error;
       log.log('error', 'internal', `unexpected ${logSafe(name)} in access phase; request rejected`);
       await this.#reject(kong, failure('internal_error', 'the request could not be verified'), null, null);
+    } finally {
+      metrics.countRequest(outcome);
     }
   }
 
-  async #access(kong: KongPdk): Promise<void> {
+  /** Cache and JWKS figures changed by the last verification, into the process counters. */
+  #sampleFigures(): void {
+    if (!this.#state.ready) return;
+    cacheFigures.observe(this.#state.verifier, this.#state.verifier.stats());
+    jwksFigures.observe(this.#state.jwks, this.#state.jwks.stats());
+  }
+
+  async #access(kong: KongPdk): Promise<RequestOutcome> {
     const state = this.#state;
     if (!state.ready) {
       log.log('error', 'config', `invalid configuration: ${logSafe(state.errors.join('; '), 2000)}`);
       await this.#reject(kong, failure('internal_error', 'the plugin is misconfigured'), null, null);
-      return;
+      return { outcome: 'deny', reason: 'internal_error' };
     }
     const { config, verifier } = state;
     const headers = await kong.request.getHeaders(MAX_HEADERS);
@@ -149,21 +169,45 @@ class MtlsPopPlugin {
       host: headerValues(headers, 'host')[0] ?? null,
     };
     const decision = await verifier.verify(facts);
+    this.#sampleFigures();
     if (decision.allow) {
       const plan = this.#upstream;
-      if (plan !== null) {
+      // Consumer mapping (consumer_claim): a verified request still ends here when no consumer matches.
+      const claimPath = consumerClaimPath(config);
+      let mappedHeaders: Record<string, string | string[]> | null = null;
+      if (claimPath !== null) {
+        const mapping = await mapConsumer(kong, config, claimPath, decision.claims);
+        if (mapping.kind === 'not_found' || mapping.kind === 'error') {
+          if (mapping.kind === 'error') log.log('error', 'consumer', `consumer mapping failed: ${logSafe(mapping.detail)}`);
+          const rejection = mapping.kind === 'error'
+            ? failure('internal_error', 'the consumer could not be determined')
+            : failure('consumer_not_found', mapping.detail);
+          await this.#reject(kong, rejection, null, config.realm ?? facts.host ?? null);
+          return { outcome: 'deny', reason: rejection.reason };
+        }
+        if (mapping.kind === 'consumer') await kong.client.authenticate(mapping.consumer, null);
+        mappedHeaders = consumerHeaders(mapping);
+        // Client-sent copies in any case or with `_` for `-` are removed too.
+        const wanted = new Set(CONSUMER_HEADERS.map((h) => h.toLowerCase()));
+        for (const name of headers === null ? [] : Object.keys(headers)) {
+          const normal = name.toLowerCase().replace(/_/g, '-');
+          if (wanted.has(normal) && !CONSUMER_HEADERS.some((h) => h.toLowerCase() === name.toLowerCase())) mappedHeaders[name] = [];
+        }
+      }
+      if (plan !== null || mappedHeaders !== null) {
         // One round trip sets the identity headers and removes client-sent copies and hidden headers.
-        const upstream = plan.build(decision.claims, decision.certificate, headers === null ? [] : Object.keys(headers));
+        const upstream = plan === null ? { headers: {}, withheld: [] } : plan.build(decision.claims, decision.certificate, headers === null ? [] : Object.keys(headers));
         for (const w of upstream.withheld) {
           log.log('warn', `upstream:${w.header}`, `upstream header ${logSafe(w.header)} removed, not set: the value of ${logSafe(w.path)} ${w.problem}`);
         }
-        await kong.service.request.setHeaders(upstream.headers);
+        await kong.service.request.setHeaders({ ...upstream.headers, ...(mappedHeaders ?? {}) });
       }
       if (config.log_serialize) await kong.log.setSerializeValue(SERIALIZE_KEY, allowRecord(decision.certificate));
       await kong.ctx.shared.set(VERIFIED_FLAG, true);
-      return;
+      return { outcome: 'allow', reason: decision.certificate === null ? 'unbound' : 'bound' };
     }
     await this.#reject(kong, decision.failure, decision, null);
+    return { outcome: 'deny', reason: decision.failure.reason };
   }
 
   /** `kong.ip.is_trusted(kong.client.get_ip())`, cached per address. */

@@ -18,7 +18,7 @@ const KONG_KEYS = new Set([
   'cache_tokens_salt', 'cache_ttl', 'display_errors', 'unauthorized_error_message', 'forbidden_error_message', 'timeout',
   'rediscovery_lifetime', 'ssl_verify', 'certificate_header_name', 'certificate_header_format', 'ca_certificates',
   'secure_source', 'allow_partial_chain', 'cert_cache_ttl', 'revocation_check_mode', 'http_timeout', 'http_proxy_host',
-  'http_proxy_port', 'hide_credentials', 'consumer_claims', 'consumer_by', 'consumer_optional', 'anonymous',
+  'http_proxy_port', 'hide_credentials', 'consumer_claim', 'consumer_by', 'consumer_optional', 'anonymous',
 ]);
 
 function typeOf(field: SchemaField): string {

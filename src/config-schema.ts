@@ -34,6 +34,8 @@ export const ASYMMETRIC_ALGORITHMS = [
   'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519',
 ] as const;
 export const REVOCATION_MODES = ['SKIP', 'IGNORE_CA_ERROR', 'STRICT'] as const;
+/** Kong openid-connect `consumer_by`. */
+export const CONSUMER_BY = ['id', 'username', 'custom_id'] as const;
 
 const pemList = (description: string): SchemaField => ({
   type: 'array', default: [], elements: { type: 'string', referenceable: true }, description,
@@ -126,6 +128,15 @@ export const CONFIG_FIELDS: SchemaFields = [
       description: 'Remove the Authorization header from the upstream request.' } },
   { hide_certificate_header: { type: 'boolean', required: true, default: false,
       description: 'Remove the certificate header (and the chain header) from the upstream request.' } },
+  { consumer_claim: { type: 'array', elements: { type: 'string', len_min: 1 },
+      description: 'Claim whose value names the Kong consumer of a verified request; several names are a path into nested objects (Kong openid-connect). Unset: no consumer mapping.' } },
+  { consumer_by: { type: 'array', required: true, default: ['username', 'custom_id'], len_min: 1,
+      elements: { type: 'string', one_of: CONSUMER_BY },
+      description: 'Consumer fields compared with the consumer_claim value, in order; the first match wins. custom_id is looked up through the Admin API.' } },
+  { consumer_optional: { type: 'boolean', required: true, default: false,
+      description: 'Let a verified request through without a consumer when none matches (else 403 consumer_not_found).' } },
+  { anonymous: { type: 'string', len_min: 1,
+      description: 'Consumer id or username used when consumer_claim matches no consumer (X-Anonymous-Consumer: true). Never used for a request that failed verification.' } },
   { log_serialize: { type: 'boolean', required: true, default: false,
       description: 'Record each decision (result, reason, certificate thumbprint and subject) for Kong log plugins under mtls_pop; one more PDK round trip per request.' } },
 ];

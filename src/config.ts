@@ -64,6 +64,11 @@ export interface MtlsPopConfig {
   readonly hide_credentials: boolean;
   readonly hide_certificate_header: boolean;
   readonly log_serialize: boolean;
+  /** Claim path naming the consumer; null or empty: no consumer mapping. */
+  readonly consumer_claim: readonly string[] | null;
+  readonly consumer_by: ReadonlyArray<'id' | 'username' | 'custom_id'>;
+  readonly consumer_optional: boolean;
+  readonly anonymous: string | null;
 }
 
 /** One `upstream_headers` entry. */

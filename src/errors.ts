@@ -64,6 +64,8 @@ export const REASONS = {
   token_not_bound: 'invalid_token',
   token_cnf_malformed: 'invalid_token',
   certificate_thumbprint_mismatch: 'invalid_token',
+  // --- consumer mapping (Kong openid-connect consumer_claim): a valid token for no known consumer
+  consumer_not_found: 'insufficient_scope',
   // --- anything unexpected: still a rejection, never a pass
   internal_error: 'invalid_token',
 } as const satisfies Record<string, ErrorClass>;

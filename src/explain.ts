@@ -167,6 +167,7 @@ const FIXES: Partial<Record<ReasonCode, string>> = {
   revocation_unknown: 'no OCSP responder or CRL gave a usable answer: check the responder URLs in the certificate and the network, or use revocation_check_mode IGNORE_CA_ERROR',
   token_not_bound: 'the IdP must issue certificate-bound tokens (RFC 8705: the client authenticates with its certificate at the token endpoint; Keycloak: "OAuth 2.0 Mutual TLS Certificate Bound Access Tokens Enabled"), or use proof_of_possession_mtls optional during migration',
   token_cnf_malformed: 'cnf["x5t#S256"] must be the base64url (no padding) SHA-256 of the certificate DER (RFC 8705 section 3.1)',
+  consumer_not_found: 'create a Kong consumer whose username, custom_id or id (consumer_by) equals the consumer_claim value of the token, or set consumer_optional or anonymous',
   certificate_thumbprint_mismatch: 'the token was issued for another certificate: obtain the token over mTLS with this client certificate, and make sure the load balancer forwards the certificate the client presented',
   internal_error: 'unexpected failure: please report it with the --json output (it holds no token)',
 };

@@ -13,6 +13,14 @@ export interface CliOptions {
   readonly dumpPluginInfo: string | undefined;
   /** Number of `-v` given; 0 logs at info, 1 or more at debug (still without RPC arguments). */
   readonly verbose: number;
+  /**
+   * Port of the Prometheus endpoint (`--metrics-port`, else env `MTLS_POP_METRICS_PORT`); null:
+   * metrics are not served (the default). Kong starts the server with a cleared environment, so
+   * the flag in `pluginserver_<name>_start_cmd` is the reliable way.
+   */
+  readonly metricsPort: number | null;
+  /** Address the metrics endpoint binds to (`--metrics-host`, default 127.0.0.1). */
+  readonly metricsHost: string;
 }
 
 export type CliParse =
@@ -32,24 +40,41 @@ Options:
   --dump-all-plugins             print every plugin's info as JSON on stdout and exit
                                  (alias: -dump, Kong's default query command suffix)
   --dump-plugin-info <name>      print one plugin's info as MessagePack on stdout and exit
+  --metrics-port <port>          serve Prometheus metrics on GET /metrics at this port
+                                 (default: env MTLS_POP_METRICS_PORT, else off)
+  --metrics-host <address>       address of the metrics endpoint (default: 127.0.0.1)
   -v, --verbose                  debug logging (repeatable); never logs RPC arguments
   --version                      print the version
   -h, --help                     this help
 `;
 
-type ValueFlag = 'pluginsDirectory' | 'kongPrefix' | 'sockName' | 'dumpPluginInfo';
+type ValueFlag = 'pluginsDirectory' | 'kongPrefix' | 'sockName' | 'dumpPluginInfo' | 'metricsPort' | 'metricsHost';
 
 const VALUE_FLAGS: Readonly<Record<string, ValueFlag>> = {
   '-d': 'pluginsDirectory', '--plugins-directory': 'pluginsDirectory', '-plugins-directory': 'pluginsDirectory',
   '-p': 'kongPrefix', '--kong-prefix': 'kongPrefix', '-kong-prefix': 'kongPrefix',
   '--sock-name': 'sockName',
   '--dump-plugin-info': 'dumpPluginInfo', '-dump-plugin-info': 'dumpPluginInfo',
+  '--metrics-port': 'metricsPort', '--metrics-host': 'metricsHost',
 };
+
+/** Environment fallback of `--metrics-port`. */
+export const METRICS_PORT_ENV = 'MTLS_POP_METRICS_PORT';
+
+/** A TCP port 0..65535 written in decimal digits, else null. */
+function parsePort(value: string): number | null {
+  if (!/^[0-9]{1,5}$/.test(value)) return null;
+  const port = Number(value);
+  return port <= 65535 ? port : null;
+}
 
 const DUMP_ALL_FLAGS = new Set(['--dump-all-plugins', '-dump-all-plugins', '--dump', '-dump']);
 
-/** Parses `argv` (without node and script), resolving relative directories against `cwd`. */
-export function parseCli(argv: readonly string[], cwd: string = process.cwd()): CliParse {
+/**
+ * Parses `argv` (without node and script), resolving relative directories against `cwd`; `env`
+ * supplies `MTLS_POP_METRICS_PORT` when `--metrics-port` is absent.
+ */
+export function parseCli(argv: readonly string[], cwd: string = process.cwd(), env: NodeJS.ProcessEnv = process.env): CliParse {
   const values: Partial<Record<ValueFlag, string>> = {};
   let dumpAllPlugins = false;
   let verbose = 0;
@@ -78,6 +103,15 @@ export function parseCli(argv: readonly string[], cwd: string = process.cwd()): 
   if (dir === undefined) {
     return { kind: 'error', message: "required option '-d, --plugins-directory <dir>' not specified" };
   }
+  let metricsPort: number | null = null;
+  const portText = values.metricsPort ?? (env[METRICS_PORT_ENV] === '' ? undefined : env[METRICS_PORT_ENV]);
+  if (portText !== undefined) {
+    metricsPort = parsePort(portText);
+    if (metricsPort === null) {
+      const source = values.metricsPort !== undefined ? "option '--metrics-port'" : METRICS_PORT_ENV;
+      return { kind: 'error', message: `${source}: '${portText.slice(0, 20)}' is not a port number (0-65535)` };
+    }
+  }
   return {
     kind: 'run',
     options: {
@@ -87,6 +121,8 @@ export function parseCli(argv: readonly string[], cwd: string = process.cwd()): 
       dumpAllPlugins,
       dumpPluginInfo: values.dumpPluginInfo,
       verbose,
+      metricsPort,
+      metricsHost: values.metricsHost ?? '127.0.0.1',
     },
   };
 }

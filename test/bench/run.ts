@@ -8,7 +8,7 @@
  *
  * Sections: 1 core in process (ours vs the jose floor vs the auth0 peer), 2 through the real
  * plugin server (ours vs the same-calls baseline vs the server's floor), 3 plugin-server memory,
- * 4 JWKS rotation. Ratios are measured side by side in one run, contenders interleaved.
+ * 4 JWKS rotation, 5 revocation (cold CRL check vs cache hit). Ratios are measured side by side in one run, contenders interleaved.
  */
 import { cpus, loadavg } from 'node:os';
 import { FULL_SCALE, SMOKE_SCALE, fmt, meets, type BenchScale, type Figure, type Log } from './common.js';
@@ -17,12 +17,14 @@ import { runCore } from './core.js';
 import { runPluginServer } from './plugin-server.js';
 import { runMemory } from './memory.js';
 import { runJwksRotation } from './jwks-rotation.js';
+import { runRevocation } from './revocation.js';
 
 export const SECTIONS = {
   core: runCore,
   plugin: runPluginServer,
   memory: runMemory,
   jwks: runJwksRotation,
+  revocation: runRevocation,
 } as const satisfies Record<string, (inputs: BenchInputs, scale: BenchScale, log: Log) => Promise<Figure[]>>;
 
 export type SectionName = keyof typeof SECTIONS;

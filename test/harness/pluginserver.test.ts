@@ -75,12 +75,12 @@ class RawClient {
 
 describe('command line', () => {
   test('flags as kong-js-pluginserver; relative -d resolved; -v repeatable', () => {
-    const parsed = parseCli(['-d', 'plugins', '-v', '-v', '--sock-name', 'x.sock'], '/opt/kong');
+    const parsed = parseCli(['-d', 'plugins', '-v', '-v', '--sock-name', 'x.sock'], '/opt/kong', {});
     assert.equal(parsed.kind, 'run');
     if (parsed.kind !== 'run') return;
     assert.deepEqual(parsed.options, {
       pluginsDirectory: '/opt/kong/plugins', kongPrefix: '/usr/local/kong', sockName: 'x.sock',
-      dumpAllPlugins: false, dumpPluginInfo: undefined, verbose: 2,
+      dumpAllPlugins: false, dumpPluginInfo: undefined, verbose: 2, metricsPort: null, metricsHost: '127.0.0.1',
     });
     const long = parseCli(['--plugins-directory=/p', '--kong-prefix', '/k', '--dump-all-plugins', '-vv']);
     assert.ok(long.kind === 'run' && long.options.kongPrefix === '/k' && long.options.dumpAllPlugins && long.options.verbose === 2);
