@@ -20,7 +20,7 @@
  * a cleared environment, so `MTLS_POP_METRICS_PORT` only helps outside Kong); `GET /metrics` on
  * 127.0.0.1 (`--metrics-host` to change).
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseCli, USAGE, type CliOptions } from './pluginserver/cli.js';
 import { RedactingLogger, scrubSecrets } from './pluginserver/logger.js';
@@ -28,6 +28,7 @@ import { PluginServer } from './pluginserver/server.js';
 import { StreamingListener } from './pluginserver/listener.js';
 import { msgpack } from './pluginserver/kong-pdk.js';
 import { startMetricsServer, type MetricsEndpoint } from './pluginserver/metrics-server.js';
+import { packageVersion } from '../src/package-info.js';
 
 type StdoutWrite = (chunk: string | Uint8Array, callback?: (err?: Error | null) => void) => boolean;
 
@@ -43,17 +44,6 @@ function claimStdout(): StdoutWrite {
   return real;
 }
 
-function packageVersion(): string {
-  for (const candidate of [join(__dirname, '..', '..', 'package.json'), join(__dirname, '..', 'package.json')]) {
-    try {
-      const pkg = JSON.parse(readFileSync(candidate, 'utf8')) as { name?: unknown; version?: unknown };
-      if (pkg.name === 'kong-plugin-mtls-pop' && typeof pkg.version === 'string') return pkg.version;
-    } catch {
-      // try the next location
-    }
-  }
-  return 'unknown';
-}
 
 function fail(message: string): never {
   process.stderr.write(`mtls-pop-pluginserver: ${message}\n`);

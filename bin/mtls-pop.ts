@@ -12,13 +12,13 @@
  * never produces a stack trace.
  */
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseConfig, type MtlsPopConfig } from '../src/config.js';
 import { HEADER_FORMATS, POP_MODES } from '../src/config-schema.js';
 import {
   explain, readCertificates, thumbprintInfo, type CertificateInput, type ExplainReport, type ExplainStep,
 } from '../src/explain.js';
 import { KongCaCertificates } from '../kong/ca-certificates.js';
+import { packageVersion } from '../src/package-info.js';
 
 const MAIN_USAGE = `Usage: mtls-pop <command> [options]
 
@@ -490,17 +490,6 @@ async function explainCommand(argv: readonly string[]): Promise<{ output: string
 
 // ---------------------------------------------------------------------------------------------
 
-function packageVersion(): string {
-  for (const candidate of [join(__dirname, '..', '..', 'package.json'), join(__dirname, '..', 'package.json')]) {
-    try {
-      const pkg = JSON.parse(readFileSync(candidate, 'utf8')) as { name?: unknown; version?: unknown };
-      if (pkg.name === 'kong-plugin-mtls-pop' && typeof pkg.version === 'string') return pkg.version;
-    } catch {
-      // try the next location
-    }
-  }
-  return 'unknown';
-}
 
 async function run(argv: readonly string[]): Promise<{ output: string; code: number; stderr?: boolean }> {
   const [command, ...rest] = argv;

@@ -15,8 +15,6 @@
  * and reason code, and the cache and JWKS figures that changed. No PDK round trip.
  */
 import { hash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { CONFIG_FIELDS } from '../src/config-schema.js';
 import { parseConfig, type MtlsPopConfig } from '../src/config.js';
 import { Verifier, jwksOptionsFrom, type Decision, type RequestFacts } from '../src/verifier.js';
@@ -31,6 +29,7 @@ import { SERIALIZE_KEY, allowRecord, denyRecord, upstreamPlanFrom } from '../kon
 import type { UpstreamHeaderPlan } from '../src/upstream-headers.js';
 import { metrics, cacheTracker, jwksTracker, type RequestOutcome } from '../kong/metrics.js';
 import { CONSUMER_HEADERS, consumerClaimPath, consumerHeaders, mapConsumer } from '../kong/consumer.js';
+import { packageVersion } from '../src/package-info.js';
 
 /** The `kong.ctx.shared` key set on success; the bundled post-function guard rejects requests without it. */
 export const VERIFIED_FLAG = 'mtls_pop_verified';
@@ -47,15 +46,6 @@ function headerValues(headers: KongHeaders | null, name: string): readonly strin
   return typeof value === 'string' ? [value] : value.filter((v): v is string => typeof v === 'string');
 }
 
-function readVersion(): string {
-  try {
-    // dist/plugins/mtls-pop.js -> package.json at the package root.
-    const pkg = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version?: unknown };
-    return typeof pkg.version === 'string' ? pkg.version : '0.0.0';
-  } catch {
-    return '0.0.0';
-  }
-}
 
 const log = new RateLimitedLog();
 
@@ -253,6 +243,6 @@ class MtlsPopPlugin {
 export const Plugin = MtlsPopPlugin;
 export const Name = 'mtls-pop';
 export const Schema = CONFIG_FIELDS;
-export const Version = readVersion();
+export const Version = packageVersion();
 /** Kong authentication priority: as openid-connect (1050), before acl (950) and rate limiting (910). */
 export const Priority = 1050;

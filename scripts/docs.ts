@@ -6,7 +6,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CONFIG_FIELDS, FROM_HEADER_FIELDS, type SchemaField, type SchemaFields } from '../src/config-schema.js';
+import { CONFIG_FIELDS, type SchemaField, type SchemaFields } from '../src/config-schema.js';
 import { REASONS, failure, type ReasonCode } from '../src/errors.js';
 import { toHttpResponse } from '../src/response.js';
 import { fixFor } from '../src/explain.js';
