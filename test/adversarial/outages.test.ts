@@ -32,6 +32,7 @@ import {
   assertHttpRejection, base64Chain, boundClaims, expectedChallenge, expectedMessage, isoSeconds, pool, sleep, summary,
   type Rejection,
 } from './support.js';
+import { strictPemConfig } from '../helpers/seed.js';
 
 const PLUGINS_DIR = join(__dirname, '..', '..', 'plugins');
 const REALM = 'outage';
@@ -53,20 +54,7 @@ let sharedKey: TestKey;
 
 /** A strict route config: base64 certificate header, the test root trusted by PEM, display_errors. */
 function strictConfig(issuer: string, extra: Record<string, unknown> = {}, header: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    issuer,
-    proof_of_possession_mtls: 'strict',
-    proof_of_possession_mtls_from_header: {
-      certificate_header_name: 'x-client-cert',
-      certificate_header_format: 'base64_encoded',
-      ca_certificates_pem: [pki.root.pem],
-      revocation_check_mode: 'SKIP',
-      ...header,
-    },
-    display_errors: true,
-    realm: REALM,
-    ...extra,
-  };
+  return strictPemConfig(issuer, pki.root.pem, { display_errors: true, realm: REALM, ...extra }, header);
 }
 
 function route(name: string, config: Record<string, unknown>, guard = false): RouteConfig {

@@ -13,6 +13,7 @@ import { thumbprintS256 } from '../../src/certificate.js';
 import type { Result } from '../../src/errors.js';
 import { issue, makeTestPki, type TestPki, type Issued } from '../helpers/pki.js';
 import { startJwksServer, type JwksServer } from '../helpers/jwks-server.js';
+import { strictPemConfig } from '../helpers/seed.js';
 
 let pki: TestPki;
 let idp: JwksServer;
@@ -26,18 +27,7 @@ after(async () => {
 });
 
 function config(overrides: Record<string, unknown> = {}, header: Record<string, unknown> = {}): MtlsPopConfig {
-  const result = parseConfig({
-    issuer: idp.issuer,
-    proof_of_possession_mtls: 'strict',
-    proof_of_possession_mtls_from_header: {
-      certificate_header_name: 'x-client-cert',
-      certificate_header_format: 'base64_encoded',
-      ca_certificates_pem: [pki.root.pem],
-      revocation_check_mode: 'SKIP',
-      ...header,
-    },
-    ...overrides,
-  });
+  const result = parseConfig(strictPemConfig(idp.issuer, pki.root.pem, overrides, header));
   assert.ok(result.ok, JSON.stringify(!result.ok && result.errors));
   return result.config;
 }

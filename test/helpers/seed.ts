@@ -21,3 +21,25 @@ export function seedConfig(): Record<string, unknown> {
     cache_tokens_salt: 'c2VlZC1zYWx0LXJhbmRvbQ',
   };
 }
+
+/**
+ * The config most core tests start from: strict mode, HAProxy's base64 header `x-client-cert`,
+ * one PEM trust anchor, revocation off. `extra` overrides top-level keys, `header` the
+ * `proof_of_possession_mtls_from_header` record.
+ */
+export function strictPemConfig(
+  issuer: string, anchorPem: string, extra: Record<string, unknown> = {}, header: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    issuer,
+    proof_of_possession_mtls: 'strict',
+    proof_of_possession_mtls_from_header: {
+      certificate_header_name: 'x-client-cert',
+      certificate_header_format: 'base64_encoded',
+      ca_certificates_pem: [anchorPem],
+      revocation_check_mode: 'SKIP',
+      ...header,
+    },
+    ...extra,
+  };
+}
