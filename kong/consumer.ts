@@ -101,13 +101,20 @@ export async function mapConsumer(kong: KongPdk, config: MtlsPopConfig, path: re
 }
 
 /** The X-Consumer-* headers for the upstream: values of the consumer, the others removed. */
-export function consumerHeaders(mapping: ConsumerMapping): Record<string, string | string[]> {
+export function consumerHeaders(mapping: ConsumerMapping, requestHeaderNames: readonly string[] = []): Record<string, string | string[]> {
   const consumer = mapping.kind === 'consumer' ? mapping.consumer : null;
   const text = (v: unknown): string | string[] => (typeof v === 'string' && v.length > 0 && !/[\r\n\0]/.test(v) ? v : []);
-  return {
+  const headers: Record<string, string | string[]> = {
     'X-Consumer-ID': text(consumer?.id),
     'X-Consumer-Username': text(consumer?.username),
     'X-Consumer-Custom-ID': text(consumer?.custom_id),
     'X-Anonymous-Consumer': mapping.kind === 'consumer' && mapping.anonymous ? 'true' : [],
   };
+  // Client-sent copies spelled with `_` for `-` are removed too (an empty list clears a header).
+  const exact = new Set(CONSUMER_HEADERS.map((h) => h.toLowerCase()));
+  for (const name of requestHeaderNames) {
+    const lower = name.toLowerCase();
+    if (!exact.has(lower) && exact.has(lower.replace(/_/g, '-'))) headers[name] = [];
+  }
+  return headers;
 }

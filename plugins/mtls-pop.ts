@@ -28,7 +28,7 @@ import type { KongHeaders, KongPdk } from '../kong/pdk.js';
 import { SERIALIZE_KEY, allowRecord, denyRecord, upstreamPlanFrom } from '../kong/upstream.js';
 import type { UpstreamHeaderPlan } from '../src/upstream-headers.js';
 import { metrics, cacheTracker, jwksTracker, type RequestOutcome } from '../kong/metrics.js';
-import { CONSUMER_HEADERS, consumerClaimPath, consumerHeaders, mapConsumer } from '../kong/consumer.js';
+import { consumerClaimPath, consumerHeaders, mapConsumer } from '../kong/consumer.js';
 import { packageVersion } from '../src/package-info.js';
 
 /** The `kong.ctx.shared` key set on success; the bundled post-function guard rejects requests without it. */
@@ -45,7 +45,6 @@ function headerValues(headers: KongHeaders | null, name: string): readonly strin
   if (value === undefined) return [];
   return typeof value === 'string' ? [value] : value.filter((v): v is string => typeof v === 'string');
 }
-
 
 const log = new RateLimitedLog();
 
@@ -176,13 +175,7 @@ class MtlsPopPlugin {
           return { outcome: 'deny', reason: rejection.reason };
         }
         if (mapping.kind === 'consumer') await kong.client.authenticate(mapping.consumer, null);
-        mappedHeaders = consumerHeaders(mapping);
-        // Client-sent copies in any case or with `_` for `-` are removed too.
-        const wanted = new Set(CONSUMER_HEADERS.map((h) => h.toLowerCase()));
-        for (const name of headers === null ? [] : Object.keys(headers)) {
-          const normal = name.toLowerCase().replace(/_/g, '-');
-          if (wanted.has(normal) && !CONSUMER_HEADERS.some((h) => h.toLowerCase() === name.toLowerCase())) mappedHeaders[name] = [];
-        }
+        mappedHeaders = consumerHeaders(mapping, headers === null ? [] : Object.keys(headers));
       }
       if (plan !== null || mappedHeaders !== null) {
         // One round trip sets the identity headers and removes client-sent copies and hidden headers.
