@@ -26,8 +26,8 @@ export interface Tlv {
   readonly body: number;
   /** Offset just past the contents. */
   readonly end: number;
-  /** Nesting level below the element the reading started from. */
-  readonly depth: number;
+  /** Nesting level, set on the elements `children` returns (1 below the element reading started from). */
+  readonly depth?: number;
 }
 
 export const TAG = {
@@ -48,8 +48,15 @@ export const MAX_DEPTH = 32;
 /** The reason a high tag number (X.690 section 8.1.2.4) is refused with. */
 export const HIGH_TAG_NUMBER = 'unsupported high tag number';
 
-/** Reads the element at `offset`, which must end by `limit`. */
-export function readTlv(buf: Uint8Array, offset = 0, limit: number = buf.length, depth = 0): Tlv {
+/** Where the contents of the element `scan` last read begin (read right after the call). */
+let scannedBody = 0;
+
+/**
+ * Checks the identifier and length octets of the element at `offset`, which must end by `limit`;
+ * returns its end and leaves the offset of its contents in `scannedBody`. (No object is built here:
+ * the certificate header check on the request path reads four elements per certificate.)
+ */
+function scan(buf: Uint8Array, offset: number, limit: number): number {
   if (offset + 2 > limit) throw new DerError('truncated');
   const tag = buf[offset]!;
   let length = buf[offset + 1]!;
@@ -67,7 +74,14 @@ export function readTlv(buf: Uint8Array, offset = 0, limit: number = buf.length,
   const end = body + length;
   if (end > limit) throw new DerError('truncated');
   if ((tag & 0x1f) === 0x1f) throw new DerError(HIGH_TAG_NUMBER);
-  return { tag, start: offset, body, end, depth };
+  scannedBody = body;
+  return end;
+}
+
+/** Reads the element at `offset`, which must end by `limit`. */
+export function readTlv(buf: Uint8Array, offset = 0, limit: number = buf.length): Tlv {
+  const end = scan(buf, offset, limit);
+  return { tag: buf[offset]!, start: offset, body: scannedBody, end };
 }
 
 /** The one element, of tag `tag`, that fills `buf` exactly. */
@@ -80,13 +94,13 @@ export function readWhole(buf: Uint8Array, tag: number, what: string): Tlv {
 
 /** The elements inside a constructed element. */
 export function children(buf: Uint8Array, parent: Tlv): Tlv[] {
-  const depth = parent.depth + 1;
+  const depth = (parent.depth ?? 0) + 1;
   if (depth > MAX_DEPTH) throw new DerError('nested too deeply');
   const out: Tlv[] = [];
   for (let pos = parent.body; pos < parent.end;) {
-    const child = readTlv(buf, pos, parent.end, depth);
-    out.push(child);
-    pos = child.end;
+    const end = scan(buf, pos, parent.end);
+    out.push({ tag: buf[pos]!, start: pos, body: scannedBody, end, depth });
+    pos = end;
   }
   return out;
 }

@@ -17,9 +17,14 @@ function refused(read: () => unknown, reason: RegExp): void {
 
 describe('readTlv: definite, minimal lengths only', () => {
   test('short and long form lengths are read; offsets index the buffer', () => {
-    assert.deepEqual(readTlv(bytes(0x04, 0x02, 0xaa, 0xbb)), { tag: 0x04, start: 0, body: 2, end: 4, depth: 0 });
+    assert.deepEqual(readTlv(bytes(0x04, 0x02, 0xaa, 0xbb)), { tag: 0x04, start: 0, body: 2, end: 4 });
     const long = Uint8Array.from([0x04, 0x81, 0x80, ...new Uint8Array(0x80)]);
-    assert.deepEqual(readTlv(long), { tag: 0x04, start: 0, body: 3, end: 0x83, depth: 0 });
+    assert.deepEqual(readTlv(long), { tag: 0x04, start: 0, body: 3, end: 0x83 });
+    const seq = bytes(0x30, 0x05, 0x02, 0x01, 0x07, 0x05, 0x00);
+    assert.deepEqual(children(seq, readTlv(seq)), [
+      { tag: 0x02, start: 2, body: 4, end: 5, depth: 1 }, { tag: 0x05, start: 5, body: 7, end: 7, depth: 1 },
+    ]);
+    refused(() => children(bytes(0x30, 0x03, 0x02, 0x02, 0x07), readTlv(bytes(0x30, 0x03, 0x02, 0x02, 0x07))), /^truncated$/);
   });
 
   test('BER-only and broken encodings are refused', () => {
