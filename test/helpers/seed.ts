@@ -23,12 +23,12 @@ export function seedConfig(): Record<string, unknown> {
 }
 
 /**
- * The config most core tests start from: strict mode, HAProxy's base64 header `x-client-cert`,
- * one PEM trust anchor, revocation off. `extra` overrides top-level keys, `header` the
- * `proof_of_possession_mtls_from_header` record.
+ * The config most tests start from: strict mode, HAProxy's base64 header `x-client-cert`,
+ * revocation off, and the given trust (`trust` goes into the header record). `extra` overrides
+ * top-level keys, `header` the `proof_of_possession_mtls_from_header` record.
  */
-export function strictPemConfig(
-  issuer: string, anchorPem: string, extra: Record<string, unknown> = {}, header: Record<string, unknown> = {},
+function strictConfig(
+  issuer: string, trust: Record<string, unknown>, extra: Record<string, unknown>, header: Record<string, unknown>,
 ): Record<string, unknown> {
   return {
     issuer,
@@ -36,10 +36,24 @@ export function strictPemConfig(
     proof_of_possession_mtls_from_header: {
       certificate_header_name: 'x-client-cert',
       certificate_header_format: 'base64_encoded',
-      ca_certificates_pem: [anchorPem],
+      ...trust,
       revocation_check_mode: 'SKIP',
       ...header,
     },
     ...extra,
   };
+}
+
+/** Strict config trusting one PEM anchor (the core tests). */
+export function strictPemConfig(
+  issuer: string, anchorPem: string, extra: Record<string, unknown> = {}, header: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return strictConfig(issuer, { ca_certificates_pem: [anchorPem] }, extra, header);
+}
+
+/** Strict config trusting one Kong CA certificate entity, read from the given Admin API (the plugin tests). */
+export function strictEntityConfig(
+  issuer: string, caUuid: string, adminApiUrl: string, extra: Record<string, unknown> = {}, header: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return strictConfig(issuer, { ca_certificates: [caUuid] }, { admin_api_url: adminApiUrl, ...extra }, header);
 }

@@ -15,7 +15,7 @@ import { freePort } from '../helpers/terminators.js';
 import { makeTestPki, type TestPki, type Issued } from '../helpers/pki.js';
 import { startJwksServer, type JwksServer } from '../helpers/jwks-server.js';
 import { thumbprintS256 } from '../../src/certificate.js';
-import { seedConfig, SEED_CA_UUID } from '../helpers/seed.js';
+import { seedConfig, SEED_CA_UUID, strictEntityConfig } from '../helpers/seed.js';
 
 const PLUGINS_DIR = join(__dirname, '..', '..', 'plugins');
 const CA_UUID = '0b3c7f3e-2a51-4c8e-9d6a-1f2e3d4c5b6a';
@@ -28,19 +28,7 @@ let emu: KongEmulator;
 let adminPort: number;
 
 function pluginConfig(header: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    issuer: idp.issuer,
-    proof_of_possession_mtls: 'strict',
-    proof_of_possession_mtls_from_header: {
-      certificate_header_name: 'x-client-cert',
-      certificate_header_format: 'base64_encoded',
-      ca_certificates: [CA_UUID],
-      revocation_check_mode: 'SKIP',
-      ...header,
-    },
-    admin_api_url: `http://127.0.0.1:${adminPort}`,
-    ...extra,
-  };
+  return strictEntityConfig(idp.issuer, CA_UUID, `http://127.0.0.1:${adminPort}`, extra, header);
 }
 
 function bound(cert: Issued, extra: Record<string, unknown> = {}): Record<string, unknown> {

@@ -16,6 +16,7 @@ import { freePort } from '../helpers/terminators.js';
 import { makeTestPki, type TestPki, type Issued } from '../helpers/pki.js';
 import { startJwksServer, type JwksServer } from '../helpers/jwks-server.js';
 import { RateLimitedLog, type LogLevel } from '../../kong/log.js';
+import { strictEntityConfig } from '../helpers/seed.js';
 
 const PLUGINS_DIR = join(__dirname, '..', '..', 'plugins');
 const CA_UUID = '5d0c2f3e-8b61-4c8e-9d6a-1f2e3d4c5b6a';
@@ -30,19 +31,7 @@ let adminPort: number;
 const x5t = (cert: Issued): string => createHash('sha256').update(cert.der).digest('base64url');
 
 function pluginConfig(extra: Record<string, unknown> = {}, header: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    issuer: idp.issuer,
-    proof_of_possession_mtls: 'strict',
-    proof_of_possession_mtls_from_header: {
-      certificate_header_name: 'x-client-cert',
-      certificate_header_format: 'base64_encoded',
-      ca_certificates: [CA_UUID],
-      revocation_check_mode: 'SKIP',
-      ...header,
-    },
-    admin_api_url: `http://127.0.0.1:${adminPort}`,
-    ...extra,
-  };
+  return strictEntityConfig(idp.issuer, CA_UUID, `http://127.0.0.1:${adminPort}`, extra, header);
 }
 
 const IDENTITY_HEADERS = [
