@@ -45,6 +45,7 @@ import {
   type CertificateFacts, type DistinguishedName, type GeneralName, type NameConstraints, type ParsedCertificate,
 } from './certificate.js';
 import { fail, failure, ok, type AuthFailure, type Result } from './errors.js';
+import { pemCertificates } from './pem.js';
 
 export interface ChainOptions {
   readonly allowPartialChain: boolean;
@@ -242,6 +243,11 @@ export class ChainValidator {
       const name = error instanceof Error ? error.name : typeof error;
       return fail('internal_error', `certificate chain validation failed unexpectedly (${name})`);
     }
+  }
+
+  /** DER of the configured anchors (duplicates dropped), e.g. to find issuers for revocation checks. */
+  get anchorsDer(): readonly Uint8Array[] {
+    return this.#anchors.map((anchor) => anchor.cert.der);
   }
 
   /** Verdict cache counters. */
@@ -636,31 +642,4 @@ function nameConstraintViolation(cert: ParsedCertificate, isLeaf: boolean, const
     ?? check('directoryName', names.dir, (v) => v.text,
       ofType(constraints.permitted, 'dir').map((c) => (v: DistinguishedName) => dirWithin(v, c.name)),
       ofType(constraints.excluded, 'dir').map((c) => (v: DistinguishedName) => dirWithin(v, c.name)));
-}
-
-// ---------------------------------------------------------------------------------------------
-// PEM (RFC 7468).
-
-/** The DER of every CERTIFICATE block in `text`; text between blocks is ignored. */
-function pemCertificates(text: string): Result<Uint8Array[]> {
-  const out: Uint8Array[] = [];
-  const begins = text.match(/-----BEGIN [^-\r\n]*-----/g)?.length ?? 0;
-  const re = /-----BEGIN ([^-\r\n]*)-----([\s\S]*?)-----END ([^-\r\n]*)-----/g;
-  let match: RegExpExecArray | null;
-  let count = 0;
-  while ((match = re.exec(text)) !== null) {
-    count++;
-    const [, beginLabel, body, endLabel] = match;
-    if (beginLabel !== endLabel) return fail('trust_anchors_unavailable', `PEM block ${count} has mismatched BEGIN/END labels`);
-    if (beginLabel !== 'CERTIFICATE') {
-      return fail('trust_anchors_unavailable', `PEM block ${count} is labelled ${(beginLabel ?? '').replace(/[^A-Z0-9 ]/g, '?').slice(0, 40)}, not CERTIFICATE`);
-    }
-    const base64 = (body ?? '').replace(/\s+/g, '');
-    if (base64.length === 0 || base64.length % 4 !== 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(base64)) {
-      return fail('trust_anchors_unavailable', `PEM block ${count} is not valid base64`);
-    }
-    out.push(Buffer.from(base64, 'base64'));
-  }
-  if (count !== begins) return fail('trust_anchors_unavailable', `a PEM block has no matching END line`);
-  return ok(out);
 }

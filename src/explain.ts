@@ -37,7 +37,7 @@ import { TokenVerifier, type TokenPolicy } from './token.js';
 import { checkAudience, checkIssuer, checkScopes } from './claims.js';
 import { boundThumbprint, checkBinding, requiresCertificate } from './binding.js';
 import { RevocationChecker } from './revocation.js';
-import { parsePemBlocks, pemBlocksToDer } from './pem.js';
+import { parsePemBlocks } from './pem.js';
 import {
   jwksOptionsFrom, revocationOptionsFrom, tokenPolicyFrom, trustAnchorsFromPem, Verifier, type RequestFacts,
 } from './verifier.js';
@@ -288,7 +288,7 @@ export function readCertificates(data: Uint8Array): CertificateRead {
     }
     if (text.includes('-----BEGIN')) {
       const blocks = parsePemBlocks(text);
-      if (blocks === null) return { ok: false, message: 'has a PEM CERTIFICATE block that is not valid base64' };
+      if (blocks === null) return { ok: false, message: 'has a malformed PEM block (bad base64, or BEGIN without END)' };
       if (blocks.length === 0) return { ok: false, message: 'has no PEM "CERTIFICATE" block' };
       ders = blocks;
     } else if (/^[A-Za-z0-9+/]+={0,2}$/.test(text) && text.length % 4 === 0) {
@@ -943,7 +943,7 @@ function explainBinding(
     });
   }
   for (const pem of config.proof_of_possession_mtls_from_header?.ca_certificates_pem ?? []) {
-    for (const der of pemBlocksToDer(pem)) {
+    for (const der of parsePemBlocks(pem) ?? []) {
       const p = parseCertificate(der);
       others.push({ label: `the configured CA ${p.ok ? nameOf(p.value) : ''}`.trim(), der });
     }

@@ -23,7 +23,6 @@ import { TokenVerifier, checkTimes, type TokenPolicy } from './token.js';
 import { boundThumbprint, checkBinding, requiresCertificate } from './binding.js';
 import { toHttpResponse, type HttpRejection } from './response.js';
 import { RevocationChecker, type RevocationOptions } from './revocation.js';
-import { pemBlocksToDer } from './pem.js';
 
 /** What the adapter knows about a request. Header arrays hold every value received (Kong multimap). */
 export interface RequestFacts {
@@ -137,8 +136,7 @@ export function trustAnchorsFromPem(pems: readonly string[], config: MtlsPopConf
     ...(now === undefined ? {} : { now }),
   });
   if (!validator.ok) return validator;
-  const anchorsDer = pems.flatMap((pem) => pemBlocksToDer(pem));
-  return ok({ validator: validator.value, anchorsDer });
+  return ok({ validator: validator.value, anchorsDer: validator.value.anchorsDer });
 }
 
 /** A TrustAnchorProvider over fixed PEM anchors, built once. */
