@@ -37,7 +37,7 @@ import { TokenVerifier, type TokenPolicy } from './token.js';
 import { checkAudience, checkIssuer, checkScopes } from './claims.js';
 import { boundThumbprint, checkBinding, requiresCertificate } from './binding.js';
 import { RevocationChecker } from './revocation.js';
-import { parsePemBlocks } from './pem.js';
+import { parsePemBlocks, toPem } from './pem.js';
 import {
   jwksOptionsFrom, revocationOptionsFrom, tokenPolicyFrom, trustAnchorsFromPem, Verifier, type RequestFacts,
 } from './verifier.js';
@@ -328,10 +328,7 @@ export function thumbprintInfo(der: Uint8Array): ThumbprintInfo | null {
  * Client-Cert / Client-Cert-Chain.
  */
 export function encodeCertificateHeader(certificates: readonly Uint8Array[], format: HeaderFormat): { value: string; chainValue: string | null } {
-  const pem = (der: Uint8Array): string => {
-    const lines = Buffer.from(der).toString('base64').match(/.{1,64}/g) ?? [];
-    return `-----BEGIN CERTIFICATE-----\n${lines.join('\n')}\n-----END CERTIFICATE-----\n`;
-  };
+  const pem = (der: Uint8Array): string => toPem(der);
   const b64 = (der: Uint8Array): string => Buffer.from(der).toString('base64');
   switch (format) {
     case 'base64_encoded': return { value: certificates.map(b64).join(','), chainValue: null };

@@ -50,3 +50,9 @@ export function parsePemBlocks(text: string): Buffer[] | null {
   const blocks = pemBlocks(text);
   return blocks.ok ? blocks.value.filter((block) => block.label === 'CERTIFICATE').map((block) => block.der) : null;
 }
+
+/** PEM armour with 64-column lines and a trailing newline, as openssl writes it. */
+export function toPem(der: Uint8Array, label = 'CERTIFICATE'): string {
+  const lines = Buffer.from(der).toString('base64').match(/.{1,64}/g) ?? [];
+  return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`;
+}

@@ -11,6 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
+import { toPem } from '../../src/pem.js';
 import * as asn1js from 'asn1js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
@@ -118,12 +119,7 @@ function withHash<T extends Algorithm>(algorithm: T, hash: string | undefined): 
   return hash === undefined ? algorithm : { ...algorithm, hash };
 }
 
-/** PEM armour with 64-column lines and a trailing newline, as openssl writes it. */
-export function toPem(der: Uint8Array, label = 'CERTIFICATE'): string {
-  const b64 = Buffer.from(der).toString('base64');
-  const lines = b64.match(/.{1,64}/g) ?? [];
-  return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`;
-}
+export { toPem };
 
 /** The standard test hierarchy: root -> intermediate -> client leaves. */
 export interface TestPki {
