@@ -82,7 +82,9 @@ function runDemo(args: readonly string[], when?: (stdout: string, seen: Readonly
     const seen = new Map<number, ProcessInfo>();
     const sample = (): void => {
       if (child.pid === undefined || child.exitCode !== null) return;
-      for (const info of descendants(child.pid)) if (!seen.has(info.pid)) seen.set(info.pid, info);
+      // The newest reading wins: right after fork and before exec a child's /proc cmdline is still
+      // its parent's (`node demo.js`), so a first reading can name the wrong program.
+      for (const info of descendants(child.pid)) seen.set(info.pid, info);
     };
     const sampler = setInterval(sample, 50);
     let stdout = '';
