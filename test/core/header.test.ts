@@ -459,7 +459,9 @@ describe('limits, emptiness and the outer DER check', () => {
       const started = process.hrtime.bigint();
       failed(decodeCertificateHeader(value, format, limits), reason);
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      assert.ok(ms < 300, `${format} adversarial input took ${ms.toFixed(1)} ms`);
+      // Linear work here is a few ms; a quadratic scan of 1 MB is minutes. The wide bound keeps a
+      // loaded CI machine from failing it without losing the difference.
+      assert.ok(ms < 2000, `${format} adversarial input took ${ms.toFixed(1)} ms`);
     }
   });
 });

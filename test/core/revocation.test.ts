@@ -350,13 +350,13 @@ describe('no answer: the three modes', () => {
     const value = expectOk(await checker({ mode: 'STRICT', timeoutMs }).check(...pathOf('good')));
     let elapsed = Date.now() - started;
     assert.equal(value.source, 'crl');
-    assert.ok(elapsed >= timeoutMs - 5 && elapsed < timeoutMs + 400, `elapsed ${elapsed} ms`);
+    assert.ok(elapsed >= timeoutMs - 5 && elapsed < timeoutMs + 1500, `elapsed ${elapsed} ms`);
 
     started = Date.now();
     expectFailure(await checker({ mode: 'STRICT', timeoutMs }).check(...pathOf('ocspOnly')), 'revocation_unknown',
       `no answer within ${timeoutMs} ms`);
     elapsed = Date.now() - started;
-    assert.ok(elapsed >= timeoutMs - 5 && elapsed < timeoutMs + 400, `elapsed ${elapsed} ms`);
+    assert.ok(elapsed >= timeoutMs - 5 && elapsed < timeoutMs + 1500, `elapsed ${elapsed} ms`);
   });
 });
 
