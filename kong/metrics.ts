@@ -1,13 +1,14 @@
 /**
- * Process-wide Prometheus counters of the plugin server: the plugin increments them (no PDK round
- * trip, a few integer additions per request) and the launcher serves them on `GET /metrics` when
- * started with `--metrics-port` (see bin/pluginserver/metrics-server.ts). Exposition is the
- * Prometheus text format 0.0.4, written by hand (no dependency).
+ * Process-wide Prometheus counters of the plugin server, kept in a prom-client registry: the plugin
+ * increments them (no PDK round trip, a few counter increments per request) and the launcher serves
+ * them on `GET /metrics` when started with `--metrics-port` (see bin/pluginserver/metrics-server.ts),
+ * together with prom-client's default process and Node.js metrics, which are collected only then.
  *
  * Label values are bounded: `outcome` is allow|deny, `reason` is a reason code (src/errors.ts
  * `REASONS`) or bound|unbound, `cache` is token|certificate|decision. Never a subject, a
  * thumbprint, a peer address or anything else a client chooses.
  */
+import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
 import { REASONS, type ReasonCode } from '../src/errors.js';
 
 export type AllowReason = 'bound' | 'unbound';
@@ -25,75 +26,61 @@ export interface FetchFigures { readonly fetches: number; readonly failures: num
 const ALLOW_REASONS: ReadonlySet<string> = new Set<AllowReason>(['bound', 'unbound']);
 
 export class MetricsRegistry {
-  /** Key `${outcome}\u0000${reason}`. */
-  readonly #requests = new Map<string, number>();
-  readonly #hits: Record<CacheName, number> = { token: 0, certificate: 0, decision: 0 };
-  readonly #misses: Record<CacheName, number> = { token: 0, certificate: 0, decision: 0 };
-  #jwksFetches = 0;
-  #jwksFailures = 0;
+  /** The prom-client registry holding this registry's metrics (and the process ones once asked for). */
+  readonly registry = new Registry();
+  readonly #requests = new Counter({
+    name: 'mtls_pop_requests_total', help: 'Requests decided by the mtls-pop access phase, by outcome and reason code.',
+    labelNames: ['outcome', 'reason'] as const, registers: [this.registry],
+  });
+  readonly #hits = new Counter({ name: 'mtls_pop_cache_hits_total', help: 'Lookups answered by a verifier cache.', labelNames: ['cache'] as const, registers: [this.registry] });
+  readonly #misses = new Counter({ name: 'mtls_pop_cache_misses_total', help: 'Lookups a verifier cache could not answer.', labelNames: ['cache'] as const, registers: [this.registry] });
+  readonly #jwksFetches = new Counter({ name: 'mtls_pop_jwks_fetches_total', help: 'JWKS fetch cycles started (discovery and JWKS count as one).', registers: [this.registry] });
+  readonly #jwksFailures = new Counter({ name: 'mtls_pop_jwks_fetch_failures_total', help: 'JWKS fetch cycles that failed.', registers: [this.registry] });
+  #processMetrics = false;
+
+  constructor() {
+    // Every cache shows up from the first scrape, at 0.
+    for (const cache of CACHE_NAMES) {
+      this.#hits.inc({ cache }, 0);
+      this.#misses.inc({ cache }, 0);
+    }
+  }
 
   countRequest(result: RequestOutcome): void {
     // Defence in depth: a label value outside the fixed sets is never exposed.
     const known = result.outcome === 'allow' ? ALLOW_REASONS.has(result.reason) : Object.hasOwn(REASONS, result.reason);
-    const key = `${result.outcome}\u0000${known ? result.reason : 'other'}`;
-    this.#requests.set(key, (this.#requests.get(key) ?? 0) + 1);
+    this.#requests.inc({ outcome: result.outcome, reason: known ? result.reason : 'other' });
   }
 
   addCache(cache: CacheName, hits: number, misses: number): void {
-    if (hits > 0) this.#hits[cache] += hits;
-    if (misses > 0) this.#misses[cache] += misses;
+    if (hits > 0) this.#hits.inc({ cache }, hits);
+    if (misses > 0) this.#misses.inc({ cache }, misses);
   }
 
   addJwks(fetches: number, failures: number): void {
-    if (fetches > 0) this.#jwksFetches += fetches;
-    if (failures > 0) this.#jwksFailures += failures;
+    if (fetches > 0) this.#jwksFetches.inc(fetches);
+    if (failures > 0) this.#jwksFailures.inc(failures);
   }
 
-  /** Counter values, for tests and diagnostics. */
-  snapshot(): {
-    requests: Record<string, number>; hits: Record<CacheName, number>; misses: Record<CacheName, number>; jwksFetches: number; jwksFailures: number;
-  } {
-    const requests: Record<string, number> = {};
-    for (const [key, value] of this.#requests) requests[key.replace('\u0000', ':')] = value;
-    return { requests, hits: { ...this.#hits }, misses: { ...this.#misses }, jwksFetches: this.#jwksFetches, jwksFailures: this.#jwksFailures };
+  /**
+   * Adds prom-client's default metrics (process CPU, memory, file descriptors, event-loop lag, GC,
+   * heap) to this registry; their collectors (an event-loop delay monitor, a GC observer) start
+   * here, so the launcher calls this only when the endpoint is on. Idempotent.
+   */
+  collectProcessMetrics(): void {
+    if (this.#processMetrics) return;
+    this.#processMetrics = true;
+    collectDefaultMetrics({ register: this.registry });
   }
 
   /** Prometheus text exposition format 0.0.4. */
-  render(processMetrics = true): string {
-    const out: string[] = [];
-    const family = (name: string, type: 'counter' | 'gauge', help: string): void => {
-      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    };
-    family('mtls_pop_requests_total', 'counter', 'Requests decided by the mtls-pop access phase, by outcome and reason code.');
-    for (const [key, value] of [...this.#requests].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-      const [outcome, reason] = key.split('\u0000');
-      out.push(`mtls_pop_requests_total{outcome="${outcome ?? ''}",reason="${reason ?? ''}"} ${value}`);
-    }
-    family('mtls_pop_cache_hits_total', 'counter', 'Lookups answered by a verifier cache.');
-    for (const cache of CACHE_NAMES) out.push(`mtls_pop_cache_hits_total{cache="${cache}"} ${this.#hits[cache]}`);
-    family('mtls_pop_cache_misses_total', 'counter', 'Lookups a verifier cache could not answer.');
-    for (const cache of CACHE_NAMES) out.push(`mtls_pop_cache_misses_total{cache="${cache}"} ${this.#misses[cache]}`);
-    family('mtls_pop_jwks_fetches_total', 'counter', 'JWKS fetch cycles started (discovery and JWKS count as one).');
-    out.push(`mtls_pop_jwks_fetches_total ${this.#jwksFetches}`);
-    family('mtls_pop_jwks_fetch_failures_total', 'counter', 'JWKS fetch cycles that failed.');
-    out.push(`mtls_pop_jwks_fetch_failures_total ${this.#jwksFailures}`);
-    if (processMetrics) {
-      const cpu = process.cpuUsage();
-      const memory = process.memoryUsage();
-      family('process_cpu_user_seconds_total', 'counter', 'User CPU time spent in seconds.');
-      out.push(`process_cpu_user_seconds_total ${cpu.user / 1e6}`);
-      family('process_cpu_system_seconds_total', 'counter', 'System CPU time spent in seconds.');
-      out.push(`process_cpu_system_seconds_total ${cpu.system / 1e6}`);
-      family('process_cpu_seconds_total', 'counter', 'Total user and system CPU time spent in seconds.');
-      out.push(`process_cpu_seconds_total ${(cpu.user + cpu.system) / 1e6}`);
-      family('process_resident_memory_bytes', 'gauge', 'Resident memory size in bytes.');
-      out.push(`process_resident_memory_bytes ${memory.rss}`);
-      family('process_start_time_seconds', 'gauge', 'Start time of the process since unix epoch in seconds.');
-      out.push(`process_start_time_seconds ${Math.round(Date.now() / 1000 - process.uptime())}`);
-      family('nodejs_heap_size_used_bytes', 'gauge', 'V8 heap used in bytes.');
-      out.push(`nodejs_heap_size_used_bytes ${memory.heapUsed}`);
-    }
-    return `${out.join('\n')}\n`;
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** The Content-Type of `render()`'s text. */
+  get contentType(): string {
+    return this.registry.contentType;
   }
 }
 

@@ -1,14 +1,13 @@
 /**
  * The opt-in Prometheus endpoint of the plugin server (`--metrics-port`): `GET /metrics` returns
- * the process registry (kong/metrics.ts) in text format 0.0.4; anything else is 404 or 405. It
+ * the process registry (kong/metrics.ts, with prom-client's process metrics) in text format 0.0.4;
+ * anything else is 404 or 405. It
  * listens on 127.0.0.1 unless `--metrics-host` says otherwise: the figures are operational, not
  * secret, but nothing outside the host needs to reach them by default.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { metrics, type MetricsRegistry } from '../../kong/metrics.js';
-
-export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 export interface MetricsEndpoint {
   readonly server: Server;
@@ -18,6 +17,7 @@ export interface MetricsEndpoint {
 }
 
 export function startMetricsServer(host: string, port: number, registry: MetricsRegistry = metrics): Promise<MetricsEndpoint> {
+  registry.collectProcessMetrics();
   const server = createServer((req, res) => {
     const path = (req.url ?? '').split('?')[0];
     if (path !== '/metrics') {
@@ -28,9 +28,14 @@ export function startMetricsServer(host: string, port: number, registry: Metrics
       res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' }).end('method not allowed\n');
       return;
     }
-    const body = registry.render();
-    res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
-    res.end(req.method === 'HEAD' ? undefined : body);
+    registry.render().then((body) => {
+      res.writeHead(200, { 'content-type': registry.contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+      res.end(req.method === 'HEAD' ? undefined : body);
+    }, () => {
+      // A failing collector: no figures rather than a hung scrape (the error carries no secrets,
+      // but the scrape only needs the status).
+      res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end('metrics unavailable\n');
+    });
   });
   server.keepAliveTimeout = 5000;
   server.headersTimeout = 10_000;

@@ -82,9 +82,9 @@ function runDemo(args: readonly string[], when?: (stdout: string, seen: Readonly
     const seen = new Map<number, ProcessInfo>();
     const sample = (): void => {
       if (child.pid === undefined || child.exitCode !== null) return;
-      // The newest reading wins: right after fork and before exec a child's /proc cmdline is still
-      // its parent's (`node demo.js`), so a first reading can name the wrong program.
-      for (const info of descendants(child.pid)) seen.set(info.pid, info);
+      // The newest non-empty reading wins: between fork and exec a child's /proc cmdline is still
+      // its parent's (`node demo.js`), and an exiting process (or a zombie) shows an empty one.
+      for (const info of descendants(child.pid)) if (info.cmdline !== '' || !seen.has(info.pid)) seen.set(info.pid, info);
     };
     const sampler = setInterval(sample, 50);
     let stdout = '';
@@ -212,7 +212,7 @@ describe('npm run demo (node dist/scripts/demo.js)', () => {
     assert.match(run.stdout, /\n✓ every step behaved as expected: 11 steps in \d+\.\d s\n$/);
     const started = kinds(run.seen);
     for (const kind of ['idp', 'plugin-server', ...(terminator === 'node' ? [] : [terminator])]) {
-      assert.ok(started.has(kind), `the demo started a ${kind} process (seen: ${[...started].join(', ')})`);
+      assert.ok(started.has(kind), `the demo started a ${kind} process (seen: ${[...run.seen.values()].map((p) => p.cmdline).join(' | ')})`);
     }
     assertNothingLeft(run);
   });
