@@ -5,8 +5,13 @@
  * `GET {admin_api_url}/ca_certificates/{id}` (field `cert`). Results are cached for `ttlMs` and
  * refreshed on demand; concurrent refreshes share one round of requests. When a refresh fails the
  * last good answer is used for at most `staleMs` more; after that, or when there never was a good
- * answer, the result is a failure and requests are rejected (fail closed).
+ * answer, the result is a failure and requests are rejected (fail closed). A 404 is not an outage
+ * but Kong's answer that the entity is gone: the last good answer is dropped at once, so a CA
+ * deleted from Kong stops being trusted within the TTL. After a failure the Admin API is left
+ * alone for a backoff (1 s, doubling, at most 5 s): requests meanwhile get the stale answer or the
+ * last failure at once instead of a request (and a timeout) each.
  */
+import { FailureBackoff } from '../src/backoff.js';
 import { fail, ok, type Result } from '../src/errors.js';
 import { getJson, HttpError, describeOrigin } from '../src/http.js';
 import type { MtlsPopConfig } from '../src/config.js';
@@ -31,6 +36,7 @@ export class KongCaCertificates {
   #snapshot: Snapshot | null = null;
   #inFlight: Promise<Result<readonly string[]>> | null = null;
   #lastError: string | null = null;
+  readonly #backoff = new FailureBackoff();
 
   constructor(ids: readonly string[], options: CaResolverOptions) {
     this.#ids = [...ids];
@@ -46,8 +52,16 @@ export class KongCaCertificates {
     const now = (this.#options.now ?? Date.now)();
     const ttl = this.#options.ttlMs ?? 60_000;
     if (this.#snapshot !== null && now - this.#snapshot.fetchedAt < ttl) return ok(this.#snapshot.pems);
+    if (this.#inFlight === null && !this.#backoff.mayTry(now)) return this.#fallback(now);
     this.#inFlight ??= this.#refresh().finally(() => { this.#inFlight = null; });
     return this.#inFlight;
+  }
+
+  /** After a failed refresh: the last good answer within the stale window, else the failure. */
+  #fallback(now: number): Result<readonly string[]> {
+    const stale = this.#options.staleMs ?? 300_000;
+    if (this.#snapshot !== null && now - this.#snapshot.fetchedAt < stale) return ok(this.#snapshot.pems);
+    return fail('trust_anchors_unavailable', `CA certificates could not be read from the Kong Admin API: ${this.#lastError ?? 'unknown error'}`);
   }
 
   async #refresh(): Promise<Result<readonly string[]>> {
@@ -56,13 +70,15 @@ export class KongCaCertificates {
       const pems = await Promise.all(this.#ids.map((id) => this.#fetchOne(id)));
       this.#snapshot = { pems, fetchedAt: now };
       this.#lastError = null;
+      this.#backoff.succeeded();
       return ok(pems);
     } catch (error) {
-      const reason = error instanceof HttpError || error instanceof CaEntityError ? error.message : 'unexpected error';
-      this.#lastError = reason;
-      const stale = this.#options.staleMs ?? 300_000;
-      if (this.#snapshot !== null && now - this.#snapshot.fetchedAt < stale) return ok(this.#snapshot.pems);
-      return fail('trust_anchors_unavailable', `CA certificates could not be read from the Kong Admin API: ${reason}`);
+      this.#lastError = error instanceof HttpError || error instanceof CaEntityError ? error.message : 'unexpected error';
+      if (error instanceof HttpError && error.status === 404) this.#snapshot = null;
+      // From the end of the failed attempt: a hanging Admin API must not be asked again at once.
+      const failedAt = (this.#options.now ?? Date.now)();
+      this.#backoff.failed(failedAt);
+      return this.#fallback(failedAt);
     }
   }
 

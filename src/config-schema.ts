@@ -50,7 +50,7 @@ export const FROM_HEADER_FIELDS: SchemaFields = [
   { certificate_chain_header_name: { type: 'string',
       description: 'rfc9440 only: header with the intermediates as a byte-sequence list (Client-Cert-Chain).' } },
   { ca_certificates: { type: 'array', default: [], elements: { type: 'string', uuid: true },
-      description: 'UUIDs of Kong CA certificate entities trusted to issue client certificates.' } },
+      description: 'UUIDs of Kong CA certificate entities trusted to issue client certificates. Read through the Admin API and cached 60 s; during an Admin API outage the last copy serves 5 more minutes (retries back off 1-5 s); a deleted entity (404) is dropped at once.' } },
   { ca_certificates_pem: pemList('PEM trust anchors (vault references allowed), in addition to ca_certificates.') },
   { secure_source: { type: 'boolean', required: true, default: true,
       description: 'Read the header only when the direct peer is in Kong trusted_ips.' } },

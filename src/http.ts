@@ -209,7 +209,7 @@ export function httpRequest(url: string | URL, options: HttpRequestOptions): Pro
 export async function getJson(url: string, options: HttpRequestOptions): Promise<unknown> {
   const response = await httpRequest(url, options);
   if (response.status < 200 || response.status > 299) {
-    throw new HttpError('network', `${describeOrigin(url)} answered HTTP ${response.status}`);
+    throw new HttpError('status', `${describeOrigin(url)} answered HTTP ${response.status}`, { status: response.status });
   }
   try {
     return JSON.parse(response.body.toString('utf8')) as unknown;

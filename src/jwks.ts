@@ -20,6 +20,7 @@
  *   is noticed within 5 s.
  */
 import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { FailureBackoff } from './backoff.js';
 import { fail, ok, type AuthFailure, type Result } from './errors.js';
 import { describeNetworkError, HttpError, httpRequest } from './http.js';
 
@@ -49,9 +50,6 @@ export interface JwksOptions {
 const DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024;
 const DEFAULT_STALE_MAX_S = 3600;
 const DEFAULT_MAX_AGE_S = 600;
-/** Wait after the n-th consecutive failure: 1 s, 2 s, 4 s, then 5 s. */
-const BACKOFF_BASE_MS = 1000;
-const BACKOFF_MAX_MS = 5000;
 /** Keys considered per JWK Set; real sets hold a handful. Bounds the import work for a hostile response. */
 const MAX_KEYS = 100;
 const DISCOVERY_PATH = '/.well-known/openid-configuration';
@@ -88,8 +86,8 @@ export class JwksSource {
   #keys: readonly SigningKey[] | null = null;
   /** When #keys was fetched. */
   #fetchedAt = 0;
-  #failuresInRow = 0;
-  #failedAt = 0;
+  /** Wait after consecutive failures: 1 s, 2 s, 4 s, then 5 s. */
+  readonly #backoff = new FailureBackoff();
   #lastRefreshFailed = false;
   #lastFailure: AuthFailure = { reason: 'jwks_unavailable', detail: 'the JWKS has not been fetched yet' };
   #inFlight: Promise<void> | null = null;
@@ -172,9 +170,7 @@ export class JwksSource {
   /** No fetch in flight and the backoff after the last failure has passed. */
   #mayFetch(now: number): boolean {
     if (this.#inFlight !== null) return false;
-    if (this.#failuresInRow === 0) return true;
-    const wait = Math.min(BACKOFF_BASE_MS * 2 ** (this.#failuresInRow - 1), BACKOFF_MAX_MS);
-    return now - this.#failedAt >= wait;
+    return this.#backoff.mayTry(now);
   }
 
   /** Starts a fetch, or joins the one in flight. Never rejects. */
@@ -197,12 +193,11 @@ export class JwksSource {
     if (result.ok) {
       this.#keys = result.value;
       this.#fetchedAt = now;
-      this.#failuresInRow = 0;
+      this.#backoff.succeeded();
       this.#lastRefreshFailed = false;
     } else {
       this.#failures++;
-      this.#failuresInRow++;
-      this.#failedAt = now;
+      this.#backoff.failed(now);
       this.#lastRefreshFailed = true;
       this.#lastFailure = result.error;
     }

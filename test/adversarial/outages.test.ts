@@ -37,6 +37,8 @@ import { strictPemConfig } from '../helpers/seed.js';
 const PLUGINS_DIR = join(__dirname, '..', '..', 'plugins');
 const REALM = 'outage';
 const CA_UUID = '6d1c2a3b-4e5f-4a6b-8c7d-9e0f1a2b3c4d';
+/** A CA entity that one test deletes (same PEM as CA_UUID, its own route and resolver). */
+const DELETED_CA_UUID = '3c9e1f20-7b6a-4d5c-9e8f-0a1b2c3d4e5f';
 /** `timeout` of the IdP routes: every discovery/JWKS request must end within it. */
 const IDP_TIMEOUT_MS = 500;
 /** Scheduling slack on this loaded 2-core machine. */
@@ -317,19 +319,24 @@ describe('outages under the real plugin server', () => {
     const chain = base64Chain(pki.client, pki.intermediate);
     const admin = `http://127.0.0.1:${adminPort}`;
     const send = (tag: string): Promise<HttpResult> => httpRequest(`${emu.url}/ca/${tag}`, { headers: headersFor(bound, chain, tag) });
-    await emu.adminApi.setMode('down');
-    const down = await send('ca-down');
-    assertHttpRejection(down, REALM, reject(401, 'trust_anchors_unavailable',
-      `CA certificates could not be read from the Kong Admin API: ${admin}: connect ECONNREFUSED 127.0.0.1:${adminPort}`), 'down');
+    const http500 = reject(401, 'trust_anchors_unavailable', `CA certificates could not be read from the Kong Admin API: ${admin} answered HTTP 500`);
     await emu.adminApi.setMode('error');
-    const failing = await send('ca-error');
-    assertHttpRejection(failing, REALM, reject(401, 'trust_anchors_unavailable',
-      `CA certificates could not be read from the Kong Admin API: ${admin} answered HTTP 500`), 'HTTP 500');
-    assert.equal(upstreamSaw('ca-down') + upstreamSaw('ca-error'), 0);
+    const asked = emu.adminApi.requests;
+    assertHttpRejection(await send('ca-error'), REALM, http500, 'HTTP 500');
+    assert.equal(emu.adminApi.requests - asked, 1);
+    // Within the 1 s backoff: the same answer at once, the Admin API left alone.
+    assertHttpRejection(await send('ca-error-again'), REALM, http500, 'HTTP 500, during the backoff');
+    assert.equal(emu.adminApi.requests - asked, 1, 'not asked again during the backoff');
+    await emu.adminApi.setMode('down');
+    await sleep(1100);
+    assertHttpRejection(await send('ca-down'), REALM, reject(401, 'trust_anchors_unavailable',
+      `CA certificates could not be read from the Kong Admin API: ${admin}: connect ECONNREFUSED 127.0.0.1:${adminPort}`), 'down');
+    assert.equal(upstreamSaw('ca-error') + upstreamSaw('ca-error-again') + upstreamSaw('ca-down'), 0);
     assert.match(emu.pluginServer.stderr, /rejected 401 reason=trust_anchors_unavailable: CA certificates could not be read from the Kong Admin API: /);
     await emu.adminApi.setMode('up');
+    await sleep(2100); // the second failure in a row: a 2 s backoff
     const up = await send('ca-up');
-    assert.equal(up.status, 200);
+    assert.equal(up.status, 200, up.body);
     assert.equal(upstreamSaw('ca-up'), 1);
   });
 
@@ -524,9 +531,10 @@ describe('cached keys and CA certificates under outages (plugin server clock mov
           route('quiet', strictConfig((idps.get('quiet') as JwksServer).issuer, { timeout: IDP_TIMEOUT_MS, ...admin }, viaAdminApi)),
           route('stale-jwks', strictConfig((idps.get('stale-jwks') as JwksServer).issuer, { timeout: IDP_TIMEOUT_MS })),
           route('stale-ca', strictConfig(idp.issuer, admin, viaAdminApi)),
+          route('deleted-ca', strictConfig(idp.issuer, admin, { ca_certificates: [DELETED_CA_UUID], ca_certificates_pem: [] })),
         ],
         trusted_ips: ['127.0.0.1'],
-        adminApi: { ca_certificates: { [CA_UUID]: pki.root.pem }, port: adminPort },
+        adminApi: { ca_certificates: { [CA_UUID]: pki.root.pem, [DELETED_CA_UUID]: pki.root.pem }, port: adminPort },
       },
     });
     pid = emu.pluginServer.pid as number;
@@ -609,6 +617,7 @@ describe('cached keys and CA certificates under outages (plugin server clock mov
     revived.keys = [sharedKey];
     idps.set('stale-jwks', revived);
     await emu.adminApi.setMode('up');
+    await moveTo(offsetS + 10); // past the CA resolver's backoff after its last failure
     await expectPass('stale-ca', 'stale-back-ca');
     const backAt = performance.now();
     for (let attempt = 1; ; attempt++) {
@@ -623,5 +632,26 @@ describe('cached keys and CA certificates under outages (plugin server clock mov
     assert.match(emu.pluginServer.stderr, /reason=jwks_unavailable cert=\S+ subject="[^"]*": discovery request to 127\.0\.0\.1:\d+ failed: connection refused/);
     assert.match(emu.pluginServer.stderr, /rejected 401 reason=trust_anchors_unavailable: CA certificates could not be read from the Kong Admin API/);
     assert.equal(emu.pluginServer.starts, 1, 'no plugin server restart');
+  });
+
+  test('a CA entity deleted from Kong stops being trusted within the 60 s cache TTL (a 404 gets no stale window)', async () => {
+    const base = offsetS;
+    const deleted = reject(401, 'trust_anchors_unavailable',
+      `CA certificates could not be read from the Kong Admin API: http://127.0.0.1:${adminPort} answered HTTP 404`);
+    await expectPass('deleted-ca', 'deleted-warm');
+    emu.adminApi.deleteCaCertificate(DELETED_CA_UUID);
+    try {
+      await moveTo(base + 30);
+      await expectPass('deleted-ca', 'deleted+30'); // the cached copy, within the TTL
+      // Past the TTL, and at every step of what would be the 5-minute stale window of an outage.
+      for (const step of [61, 110, 160, 210, 260]) {
+        await moveTo(base + step);
+        await expectReject('deleted-ca', `deleted+${step}`, deleted);
+      }
+    } finally {
+      emu.adminApi.setCaCertificate(DELETED_CA_UUID, pki.root.pem);
+    }
+    await moveTo(base + 270); // past the backoff
+    await expectPass('deleted-ca', 'deleted-restored');
   });
 });

@@ -187,6 +187,7 @@ describe('mtls-pop under the real plugin server', () => {
     } finally {
       await emu.adminApi.setMode('up');
     }
+    await new Promise((r) => setTimeout(r, 1100)); // the resolver leaves the Admin API alone for 1 s after a failure
     const up = await emu.runAccess('ca-outage', { path: '/ca-outage/x', clientIp: '127.0.0.1', headers });
     assert.equal(up.response, undefined);
     assert.equal(up.guard, 'passed');
