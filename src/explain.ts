@@ -25,7 +25,7 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { compactVerify } from 'jose';
 import type { HeaderFormat, MtlsPopConfig } from './config.js';
-import type { AuthFailure, ReasonCode } from './errors.js';
+import type { AuthFailure, ReasonCode, Result } from './errors.js';
 import { extractBearerToken } from './bearer.js';
 import { decodeCertificateHeader } from './header.js';
 import {
@@ -36,7 +36,7 @@ import { JwksSource } from './jwks.js';
 import { TokenVerifier, type TokenPolicy } from './token.js';
 import { checkAudience, checkIssuer, checkScopes } from './claims.js';
 import { boundThumbprint, checkBinding, requiresCertificate } from './binding.js';
-import { RevocationChecker } from './revocation.js';
+import { RevocationChecker, type RevocationLookup, type RevocationOutcome } from './revocation.js';
 import { parsePemBlocks, toPem } from './pem.js';
 import {
   jwksOptionsFrom, revocationOptionsFrom, tokenPolicyFrom, trustAnchorsFromPem, Verifier, type RequestFacts,
@@ -422,8 +422,9 @@ export async function explain(input: ExplainInput): Promise<ExplainReport> {
     return facts_ === undefined ? null : summarise(i === 0 ? 'leaf' : `intermediate ${i}`, der, facts_);
   }).filter((c): c is CertificateSummary => c !== null);
 
-  // 2. chain
-  const chainStep = await explainChain(decoded, config, now);
+  // 2. chain (its revocation answer is the one the verdict uses: responders are asked once)
+  const revocation = revocationOnce(config, now);
+  const chainStep = await explainChain(decoded, config, now, revocation);
 
   // 3. token
   const tokenStep = await explainToken(bearer, tokenHeader, claims, config, jwks, now);
@@ -442,7 +443,7 @@ export async function explain(input: ExplainInput): Promise<ExplainReport> {
   }
 
   // 5. the verdict, from the real verifier on the same facts.
-  const verifier = new Verifier(config, { jwks, now });
+  const verifier = new Verifier(config, { jwks, now, revocation });
   const decision = await verifier.verify(facts);
   const steps = [headerStep.step, chainStep, tokenStep, bindingStep];
   const inconsistencies: string[] = [];
@@ -581,7 +582,32 @@ const CHAIN_REASON_CHECK: Readonly<Record<string, string>> = {
   certificate_revoked: 'revocation', revocation_unknown: 'revocation',
 };
 
-async function explainChain(decoded: DecodedCertificates | null, config: MtlsPopConfig, now: () => number): Promise<ExplainStep> {
+/**
+ * The config's revocation checker, answering each chain once per run: the chain step and the
+ * verifier's verdict ask about the same chain, and a slow or failing responder should cost one
+ * wait, not two. Null when revocation is not checked.
+ */
+function revocationOnce(config: MtlsPopConfig, now: () => number): RevocationLookup | null {
+  const options = revocationOptionsFrom(config, now);
+  if (options === null || options.mode === 'SKIP') return null;
+  const checker = new RevocationChecker(options);
+  const answers = new Map<string, Promise<Result<RevocationOutcome>>>();
+  return {
+    check(chain, anchors) {
+      const key = [...chain, null, ...anchors].map((der) => (der === null ? '|' : sha256Hex(der))).join(',');
+      let answer = answers.get(key);
+      if (answer === undefined) {
+        answer = checker.check(chain, anchors);
+        answers.set(key, answer);
+      }
+      return answer;
+    },
+  };
+}
+
+async function explainChain(
+  decoded: DecodedCertificates | null, config: MtlsPopConfig, now: () => number, revocationLookup: RevocationLookup | null,
+): Promise<ExplainStep> {
   const step: ExplainStep = { id: 'chain', title: 'Certificate chain', status: 'SKIP', summary: '', failure: null, fix: null, checks: [] };
   const fromHeader = config.proof_of_possession_mtls_from_header;
   if (fromHeader === null) {
@@ -602,11 +628,7 @@ async function explainChain(decoded: DecodedCertificates | null, config: MtlsPop
   if (decoded === null) return step;
   const { validator, anchorsDer } = anchorsResult.value;
   const validated = await validator.validate(decoded.ders);
-  let revocation: Awaited<ReturnType<RevocationChecker['check']>> | null = null;
-  const revocationOptions = revocationOptionsFrom(config, now);
-  if (validated.ok && revocationOptions !== null && revocationOptions.mode !== 'SKIP') {
-    revocation = await new RevocationChecker(revocationOptions).check(decoded.ders, anchorsDer);
-  }
+  const revocation = validated.ok && revocationLookup !== null ? await revocationLookup.check(decoded.ders, anchorsDer) : null;
 
   // The display: path, dates, flags, EKU and signatures, from the parsed certificates.
   const anchors = anchorsDer.map((der) => parseCertificate(der)).filter((r) => r.ok).map((r) => r.value);

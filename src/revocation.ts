@@ -91,6 +91,11 @@ export interface RevocationOutcome {
   readonly detail?: string;
 }
 
+/** What the verifier needs of a revocation checker (explain.ts shares one answer per run). */
+export interface RevocationLookup {
+  check(chain: readonly Uint8Array[], anchors: readonly Uint8Array[]): Promise<Result<RevocationOutcome>>;
+}
+
 type Definitive = { readonly status: 'good' | 'revoked'; readonly source: 'ocsp' | 'crl'; readonly responder: string };
 type Verdict = Definitive | { readonly status: 'unknown'; readonly detail: string };
 /** One responder's answer: proven status (with the time it stops being current) or why there is none. */
@@ -294,7 +299,7 @@ function currencyProblem(thisUpdate: number, nextUpdate: number | undefined, now
   return null;
 }
 
-export class RevocationChecker {
+export class RevocationChecker implements RevocationLookup {
   readonly #options: RevocationOptions;
   readonly #now: () => number;
   readonly #verdicts: BoundedCache<Definitive>;

@@ -22,7 +22,7 @@ import { JwksSource, type JwksOptions } from './jwks.js';
 import { TokenVerifier, checkTimes, type TokenPolicy } from './token.js';
 import { boundThumbprint, checkBinding, requiresCertificate } from './binding.js';
 import { toHttpResponse, type HttpRejection } from './response.js';
-import { RevocationChecker, type RevocationOptions } from './revocation.js';
+import { RevocationChecker, type RevocationLookup, type RevocationOptions } from './revocation.js';
 
 /** What the adapter knows about a request. Header arrays hold every value received (Kong multimap). */
 export interface RequestFacts {
@@ -71,6 +71,8 @@ export interface VerifierDependencies {
   readonly trustAnchors?: TrustAnchorProvider;
   /** Defaults to a JwksSource built from the config. */
   readonly jwks?: JwksSource;
+  /** Defaults to a RevocationChecker built from the config (none with revocation_check_mode SKIP). */
+  readonly revocation?: RevocationLookup | null;
   readonly now?: () => number;
 }
 
@@ -164,7 +166,7 @@ export class Verifier {
   readonly #config: MtlsPopConfig;
   readonly #tokens: TokenVerifier;
   readonly #trustAnchors: TrustAnchorProvider;
-  readonly #revocation: RevocationChecker | null;
+  readonly #revocation: RevocationLookup | null;
   /**
    * Verified certificates by hash of the raw header value(s): a repeat request skips decoding,
    * path validation and the revocation lookup. Only successes are kept, for at most
@@ -202,7 +204,8 @@ export class Verifier {
     this.#tokens = new TokenVerifier(tokenPolicyFrom(config, deps.now), jwks);
     this.#trustAnchors = deps.trustAnchors ?? staticTrustAnchors(config, deps.now);
     const revocation = revocationOptionsFrom(config, deps.now);
-    this.#revocation = revocation === null || revocation.mode === 'SKIP' ? null : new RevocationChecker(revocation);
+    this.#revocation = deps.revocation !== undefined ? deps.revocation
+      : revocation === null || revocation.mode === 'SKIP' ? null : new RevocationChecker(revocation);
   }
 
   /** Decides one request. Never throws: an unexpected error is a rejection (`internal_error`). */
