@@ -162,7 +162,9 @@ describe('bounded HTTP client', () => {
 
   test('getJson: 2xx JSON is parsed; non-2xx and non-JSON reject with the origin named', async () => {
     assert.deepEqual(await getJson(`${base}/json`, LIMITS), { a: 1 });
-    assert.equal((await rejection(getJson(`${base}/status500`, LIMITS), 'network')).message, `${base} answered HTTP 500`);
+    const status = await rejection(getJson(`${base}/status500`, LIMITS), 'status');
+    assert.equal(status.message, `${base} answered HTTP 500`);
+    assert.equal(status.status, 500);
     assert.equal((await rejection(getJson(`${base}/echo`, LIMITS), 'network')).message, `${base} did not answer with JSON`);
   });
 });
