@@ -594,7 +594,7 @@ function revocationOnce(config: MtlsPopConfig, now: () => number): RevocationLoo
   const answers = new Map<string, Promise<Result<RevocationOutcome>>>();
   return {
     check(chain, anchors) {
-      const key = [...chain, null, ...anchors].map((der) => (der === null ? '|' : sha256Hex(der))).join(',');
+      const key = `${chain.map(sha256Hex).join(',')}|${anchors.map(sha256Hex).join(',')}`;
       let answer = answers.get(key);
       if (answer === undefined) {
         answer = checker.check(chain, anchors);

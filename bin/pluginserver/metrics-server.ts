@@ -1,9 +1,8 @@
 /**
  * The opt-in Prometheus endpoint of the plugin server (`--metrics-port`): `GET /metrics` returns
  * the process registry (kong/metrics.ts, with prom-client's process metrics) in text format 0.0.4;
- * anything else is 404 or 405. It
- * listens on 127.0.0.1 unless `--metrics-host` says otherwise: the figures are operational, not
- * secret, but nothing outside the host needs to reach them by default.
+ * anything else is 404 or 405. It listens on 127.0.0.1 unless `--metrics-host` says otherwise: the
+ * figures are operational, not secret, but nothing outside the host needs to reach them by default.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';

@@ -314,7 +314,7 @@ describe('outages under the real plugin server', () => {
     for (const line of report) t.diagnostic(line);
   });
 
-  test('Admin API unreachable for CA certificates: 401 trust_anchors_unavailable; recovers when it is back', async () => {
+  test('Admin API unreachable for CA certificates: 401 trust_anchors_unavailable; recovers when it is back', async (t) => {
     const bound = token(idp.issuer, pki.client);
     const chain = base64Chain(pki.client, pki.intermediate);
     const admin = `http://127.0.0.1:${adminPort}`;
@@ -323,10 +323,13 @@ describe('outages under the real plugin server', () => {
     await emu.adminApi.setMode('error');
     const asked = emu.adminApi.requests;
     assertHttpRejection(await send('ca-error'), REALM, http500, 'HTTP 500');
+    const failedAt = performance.now();
     assert.equal(emu.adminApi.requests - asked, 1);
     // Within the 1 s backoff: the same answer at once, the Admin API left alone.
     assertHttpRejection(await send('ca-error-again'), REALM, http500, 'HTTP 500, during the backoff');
-    assert.equal(emu.adminApi.requests - asked, 1, 'not asked again during the backoff');
+    const gapMs = performance.now() - failedAt;
+    if (gapMs < 900) assert.equal(emu.adminApi.requests - asked, 1, 'not asked again during the backoff');
+    else t.diagnostic(`the machine stalled ${gapMs.toFixed(0)} ms between the two requests: backoff not observable this run`);
     await emu.adminApi.setMode('down');
     await sleep(1100);
     assertHttpRejection(await send('ca-down'), REALM, reject(401, 'trust_anchors_unavailable',
