@@ -71,15 +71,17 @@ test('20,000 rejected requests (get_headers, then exit 401): the stock server le
   t.diagnostic(describeRun('kong-js-pluginserver (stock)', stock));
   assert.equal(ours.pendingEvents, 0, 'no event left in server.events');
   assert.ok(ours.afterKb - ours.beforeKb < 10 * MB, `ours grew ${((ours.afterKb - ours.beforeKb) / MB).toFixed(1)} MB`);
-  assert.ok(stock.afterKb - stock.beforeKb > 20 * MB, `the stock server grew only ${((stock.afterKb - stock.beforeKb) / MB).toFixed(1)} MB: the measurement cannot see the leak`);
+  // The control (typically +28 MB) keeps a wide margin: RSS moves in heap-sized steps.
+  assert.ok(stock.afterKb - stock.beforeKb > 15 * MB, `the stock server grew only ${((stock.afterKb - stock.beforeKb) / MB).toFixed(1)} MB: the measurement cannot see the leak`);
 });
 
-test('10,000 events answered "ret" at once (no PDK call): released too', async (t) => {
-  const ours = await measure(LAUNCHER_PATH, 'noop', 1000, 10_000);
-  const stock = await measure(STOCK_PLUGINSERVER_PATH, 'noop', 1000, 10_000);
+test('20,000 events answered "ret" at once (no PDK call): released too', async (t) => {
+  const ours = await measure(LAUNCHER_PATH, 'noop', 1000, 20_000);
+  const stock = await measure(STOCK_PLUGINSERVER_PATH, 'noop', 1000, 20_000);
   t.diagnostic(describeRun('mtls-pop-pluginserver', ours));
   t.diagnostic(describeRun('kong-js-pluginserver (stock)', stock));
   assert.equal(ours.pendingEvents, 0);
   assert.ok(ours.afterKb - ours.beforeKb < 5 * MB, `ours grew ${((ours.afterKb - ours.beforeKb) / MB).toFixed(1)} MB`);
-  assert.ok(stock.afterKb - stock.beforeKb > 8 * MB, `the stock server grew only ${((stock.afterKb - stock.beforeKb) / MB).toFixed(1)} MB`);
+  // The control (10,000 events grew the stock server by ~10 MB, so ~20 MB here) with a wide margin.
+  assert.ok(stock.afterKb - stock.beforeKb > 10 * MB, `the stock server grew only ${((stock.afterKb - stock.beforeKb) / MB).toFixed(1)} MB`);
 });
