@@ -48,7 +48,8 @@ COPY --from=build /build/dist /usr/local/kong-plugins/mtls-pop/dist
 # Kong runs the plugin server with a minimal environment (nginx workers drop env vars; no PATH):
 # every path is absolute. Kong derives the variable names from pluginserver_names: the name
 # lower-cased with "-" turned into "_" (kong/conf_loader/init.lua), so "mtls-pop" reads
-# pluginserver_mtls_pop_{socket,start_cmd,query_cmd}. Never add -v: it logs every RPC (tokens).
+# pluginserver_mtls_pop_{socket,start_cmd,query_cmd}. No -v: it logs every RPC at debug level (values
+# redacted by this launcher, but the volume does not belong in production logs).
 ENV KONG_PLUGINS=bundled,mtls-pop \
     KONG_PLUGINSERVER_NAMES=mtls-pop \
     KONG_PLUGINSERVER_MTLS_POP_SOCKET=/usr/local/kong/mtls-pop.sock \
