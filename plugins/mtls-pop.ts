@@ -40,6 +40,13 @@ const MAX_HEADERS = 1000;
 /** Cache of `kong.ip.is_trusted` answers per peer address (trusted_ips only changes with a Kong reload). */
 const TRUST_CACHE_TTL_MS = 60_000;
 
+/** Header lines in a `get_headers` table: `MAX_HEADERS` of them means Kong may have cut the rest. */
+function headerLineCount(headers: KongHeaders | null): number {
+  let count = 0;
+  for (const value of Object.values(headers ?? {})) count += Array.isArray(value) ? value.length : 1;
+  return count;
+}
+
 function headerValues(headers: KongHeaders | null, name: string): readonly string[] {
   const value = headers?.[name.toLowerCase()];
   if (value === undefined) return [];
@@ -156,6 +163,7 @@ class MtlsPopPlugin {
         ? await this.#peerTrusted(kong)
         : true,
       host: headerValues(headers, 'host')[0] ?? null,
+      headersTruncated: headerLineCount(headers) >= MAX_HEADERS,
     };
     const decision = await verifier.verify(facts);
     this.#sampleFigures();

@@ -22,6 +22,8 @@ export type ErrorClass =
   | 'insufficient_scope';
 
 export const REASONS = {
+  // --- the request as a whole
+  request_headers_too_many: 'invalid_request',
   // --- the bearer token as presented (RFC 6750 section 2.1)
   token_missing: 'no_credentials',
   authorization_multiple: 'invalid_request',

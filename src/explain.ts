@@ -133,6 +133,7 @@ export interface ExplainInput {
 // Fixes: what an operator changes for each reason.
 
 const FIXES: Partial<Record<ReasonCode, string>> = {
+  request_headers_too_many: 'send fewer than 1000 header lines: Kong hands a plugin at most 1000, and the plugin refuses what it cannot see whole',
   token_missing: 'send the access token in "Authorization: Bearer <token>"',
   authorization_multiple: 'send exactly one Authorization header carrying one Bearer token',
   authorization_malformed: 'send "Authorization: Bearer <token>" with the JWT as is (base64url parts joined by dots)',

@@ -36,6 +36,13 @@ export interface RequestFacts {
   readonly peerTrusted: boolean;
   /** Request host, the default realm. */
   readonly host?: string | null;
+  /**
+   * True when the gateway may have handed over only some of the request's headers (Kong's
+   * `get_headers` stops at its limit, and its "truncated" second return value never reaches a
+   * plugin server). Always a rejection: a header the plugin cannot see could be a second
+   * Authorization or certificate header, the very duplicates it must refuse.
+   */
+  readonly headersTruncated?: boolean;
 }
 
 /** Something an operator should see in the log, without secrets. */
@@ -213,6 +220,9 @@ export class Verifier {
     const notes: Note[] = [];
     let certificate: CertificateFacts | null = null;
     try {
+      if (facts.headersTruncated === true) {
+        return this.#deny(failure('request_headers_too_many', 'the request has more header lines than the gateway hands to the plugin'), facts, null, notes);
+      }
       const decisionKey = this.#decisionKey(facts);
       if (decisionKey !== null) {
         const approved = this.#decisions.get(decisionKey);

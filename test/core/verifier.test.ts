@@ -154,6 +154,18 @@ describe('verifier: the whole decision', () => {
     assert.equal(denied(decision).reason, 'certificate_header_multiple');
   });
 
+  test('headers the gateway may have cut off: 400 invalid_request, even for a pair it approved before', async () => {
+    const verifier = new Verifier(config());
+    const good = await facts(await idp.sign(boundClaims(pki.directClient)), haproxyHeader(pki.directClient));
+    assert.equal((await verifier.verify(good)).allow, true);
+    const decision = await verifier.verify({ ...good, headersTruncated: true });
+    assert.deepEqual(denied(decision), {
+      status: 400, reason: 'request_headers_too_many',
+      challenge: 'Bearer realm="api.example", error="invalid_request", error_description="the request has more header lines than the gateway hands to the plugin"',
+    });
+    assert.equal((await verifier.verify({ ...good, headersTruncated: false })).allow, true);
+  });
+
   test('strict: an unbound token is token_not_bound', async () => {
     const verifier = new Verifier(config());
     const claims = boundClaims(pki.directClient);

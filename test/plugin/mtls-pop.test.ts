@@ -123,6 +123,37 @@ describe('mtls-pop under the real plugin server', () => {
     assert.equal(outcome.events[0]?.roundTrips, 3);
   });
 
+  test('1,000+ header lines: 400 request_headers_too_many, since Kong cuts get_headers at 1,000 and a cut-off duplicate would go unseen', async () => {
+    // The bypass this closes: a terminator that appends its certificate header without stripping
+    // the client's copy, and a client that pushes the appended header past Kong's 1,000-line cut
+    // with a stolen token bound to the victim's (public) certificate in its own copy.
+    const stolen = await idp.sign(bound(pki.otherClient));
+    const lines = (junk: number): Array<[string, string]> => [
+      ['authorization', `Bearer ${stolen}`],
+      ['x-client-cert', chainHeader(pki.otherClient)], // forged by the client
+      ...Array.from({ length: junk }, (_, i): [string, string] => [`x-junk-${i}`, 'a']),
+      ['x-client-cert', chainHeader(pki.client)], // appended by the terminator: the real peer certificate
+    ];
+    const cut = await emu.runAccess('strict', { path: '/strict/x', host: 'api.example', clientIp: '127.0.0.1', headers: lines(1000) });
+    assert.equal(cut.response?.status, 400);
+    assert.equal(header(cut.response, 'WWW-Authenticate'),
+      'Bearer realm="api.example", error="invalid_request", error_description="the request has more header lines than the gateway hands to the plugin"');
+    assert.equal(cut.events[0]?.outcome, 'exit', 'the plugin itself ended the request');
+    // Within the limit the same request shows both copies and is refused for the duplicate.
+    const whole = await emu.runAccess('strict', { path: '/strict/x', host: 'api.example', clientIp: '127.0.0.1', headers: lines(900) });
+    assert.equal(whole.response?.status, 401);
+    assert.match(header(whole.response, 'WWW-Authenticate') ?? '', /error_description="the certificate header was sent 2 times"/);
+    // And many headers below the limit are no reason to refuse a good request.
+    const token = await idp.sign(bound(pki.client));
+    const busy = await emu.runAccess('strict', {
+      path: '/strict/x', clientIp: '127.0.0.1',
+      headers: [['authorization', `Bearer ${token}`], ['x-client-cert', chainHeader(pki.client)],
+        ...Array.from({ length: 990 }, (_, i): [string, string] => [`x-junk-${i}`, 'a'])],
+    });
+    assert.equal(busy.response, undefined, 'proxied');
+    assert.equal(busy.guard, 'passed');
+  });
+
   test('no token: 401 with a bare Bearer challenge, 2 round trips', async () => {
     const outcome = await emu.runAccess('strict', { path: '/strict/x', host: 'api.example', clientIp: '127.0.0.1', headers: {} });
     assert.equal(outcome.response?.status, 401);
