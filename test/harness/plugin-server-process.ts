@@ -11,15 +11,10 @@ import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import type { PluginInfo } from '../../bin/pluginserver/kong-pdk.js';
 
-/** One element of `--dump-all-plugins` (kong-pdk GetPluginInfo). */
-export interface DumpedPluginInfo {
-  readonly Name: string;
-  readonly Version: unknown;
-  readonly Phases: readonly string[];
-  readonly Priority: unknown;
-  readonly Schema: { readonly name: string; readonly fields: readonly unknown[] };
-}
+/** One element of `--dump-all-plugins` (kong-pdk GetPluginInfo): the wire shape the launcher declares. */
+export type DumpedPluginInfo = PluginInfo;
 
 export interface QueryResult {
   /** Every plugin the command dumped. */
