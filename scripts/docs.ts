@@ -1,8 +1,9 @@
 /**
- * Regenerates the README's generated sections from the code, so the docs cannot drift:
- * the configuration table (from `src/config-schema.ts`) and the troubleshooting table (from the
- * reason codes in `src/errors.ts`, their HTTP mapping in `src/response.ts` and the fixes the
- * `mtls-pop explain` CLI prints). `npm run docs` rewrites README.md; `npm test` checks it is current.
+ * Regenerates the generated sections of the reference docs from the code, so they cannot drift:
+ * the configuration table in docs/configuration.md (from `src/config-schema.ts`) and the
+ * troubleshooting table in docs/troubleshooting.md (from the reason codes in `src/errors.ts`, their
+ * HTTP mapping in `src/response.ts` and the fixes the `mtls-pop explain` CLI prints).
+ * `npm run docs` rewrites those files; `npm test` checks they are current.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -66,20 +67,24 @@ export function replaceSection(readme: string, name: string, body: string): stri
   const start = `<!-- ${name} -->`;
   const end = `<!-- /${name} -->`;
   const from = readme.indexOf(start);
-  if (from < 0) throw new Error(`README has no ${start} marker`);
+  if (from < 0) throw new Error(`document has no ${start} marker`);
   const to = readme.indexOf(end, from);
   const tail = to < 0 ? readme.slice(from + start.length) : readme.slice(to + end.length);
   return `${readme.slice(0, from)}${start}\n${body}\n${end}${tail}`;
 }
 
-export function renderReadme(readme: string): string {
-  return replaceSection(replaceSection(readme, 'CONFIG-TABLE', configTable()), 'REASON-TABLE', reasonTable());
-}
+/** The generated documents: path relative to the repository root, and how to render it. */
+export const GENERATED_DOCS: ReadonlyArray<{ readonly file: string; readonly render: (text: string) => string }> = [
+  { file: 'docs/configuration.md', render: (text) => replaceSection(text, 'CONFIG-TABLE', configTable()) },
+  { file: 'docs/troubleshooting.md', render: (text) => replaceSection(text, 'REASON-TABLE', reasonTable()) },
+];
 
 if (require.main === module) {
-  const file = join(__dirname, '..', '..', 'README.md');
-  const before = readFileSync(file, 'utf8');
-  const after = renderReadme(before);
-  writeFileSync(file, after);
-  process.stdout.write(before === after ? 'README.md is up to date\n' : 'README.md updated\n');
+  for (const { file, render } of GENERATED_DOCS) {
+    const path = join(__dirname, '..', '..', file);
+    const before = readFileSync(path, 'utf8');
+    const after = render(before);
+    writeFileSync(path, after);
+    process.stdout.write(before === after ? `${file} is up to date\n` : `${file} updated\n`);
+  }
 }
