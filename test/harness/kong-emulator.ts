@@ -296,6 +296,8 @@ export interface EmulatorStats {
   instanceRestarts: number;
   /** Events stopped at `maxInstanceRetries` "no plugin instance" answers: Kong would loop forever. */
   instanceLoops: number;
+  /** The most "no plugin instance" retries one event needed so far. */
+  maxEventInstanceRetries: number;
   failOpen: number;
   /** Events Kong let through without a log line (no result and no error from the plugin server). */
   silentFailOpen: number;
@@ -325,7 +327,7 @@ function parseVersion(v: unknown): string | undefined {
 export class KongEmulator {
   readonly stats: EmulatorStats = {
     requests: 0, events: 0, roundTrips: 0, lastEventRoundTrips: 0, startInstance: 0, closeInstance: 0,
-    instanceRestarts: 0, instanceLoops: 0, failOpen: 0, silentFailOpen: 0, luaErrors: 0, guardRejections: 0, proxied: 0,
+    instanceRestarts: 0, instanceLoops: 0, maxEventInstanceRetries: 0, failOpen: 0, silentFailOpen: 0, luaErrors: 0, guardRejections: 0, proxied: 0,
     unsupported: [],
   };
   /** Kong's error log: Kong's own lines and plugins' kong.log.* calls. */
@@ -688,6 +690,7 @@ export class KongEmulator {
         this.kongLog('warn', err);
         this.stats.instanceRestarts++;
         report.instanceRetries++;
+        this.stats.maxEventInstanceRetries = Math.max(this.stats.maxEventInstanceRetries, report.instanceRetries);
         if (report.instanceRetries > this.maxInstanceRetries) throw new InstanceLoopError(err);
         continue; // return self:handle_event(conf, phase)
       }
