@@ -595,8 +595,9 @@ export class KongEmulator {
 
   /**
    * plugin.lua:210-224 reset_instance: this worker's table now, then `kong.worker_events.post`,
-   * which every worker (this one included) handles a moment later (init.lua:62-64 registers
-   * reset_instances_for_plugin for it). Nothing is closed on the plugin server.
+   * which every worker (this one included: lua-resty-events broadcasts) handles a moment later
+   * (plugin_servers/init.lua:62-64 registers reset_instances_for_plugin for it). Nothing is
+   * closed on the plugin server.
    */
   private resetInstance(worker: Worker, pluginName: string): void {
     this.resetInstancesForPlugin(worker, pluginName);
@@ -702,7 +703,7 @@ export class KongEmulator {
     }
   }
 
-  /** One plugin's event as Kong runs it (kong/init.lua:391-409: a Lua error becomes a 500). */
+  /** One plugin's event as Kong runs it (kong/init.lua:392-410: a Lua error becomes a 500). */
   private async runPluginEvent(worker: Worker, entity: PluginEntity, ctx: RequestContext, phase = 'access'): Promise<EventReport> {
     const report: EventReport = { outcome: 'ret', worker: worker.index, instanceRetries: 0, roundTrips: 0, calls: [] };
     ctx.currentPlugin = entity.name;
@@ -719,7 +720,7 @@ export class KongEmulator {
         const base = unexpectedErrorResponse(ctx);
         ctx.exit = { ...base, headers: [...base.headers, ['X-Kong-Emulator-Error', 'no plugin instance loop']] };
       } else {
-        // A Lua error in the handler: kong/init.lua:403-408 logs it and answers 500.
+        // A Lua error in the handler: kong/init.lua:399-410 logs it and answers 500.
         const message = (err as Error).message;
         this.kongLog('err', message);
         report.outcome = 'lua-error';
