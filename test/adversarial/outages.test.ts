@@ -20,7 +20,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import {
-  KongEmulator, LAUNCHER_PATH, launcherCommand, startEchoUpstream, type EchoUpstream, type RouteConfig,
+  KongEmulator, LAUNCHER_PATH, launcherCommand, startEchoUpstream, GUARD_WWW_AUTHENTICATE, type EchoUpstream, type RouteConfig,
 } from '../harness/kong-emulator.js';
 import { httpRequest, type HttpResult } from '../harness/http.js';
 import { RpcError } from '../harness/mp-rpc.js';
@@ -47,7 +47,7 @@ const SLACK_MS = 1000;
 const PROBE_LIMIT_MS = IDP_TIMEOUT_MS / 2;
 
 const reject = (status: Rejection['status'], reason: string, detail: string): Rejection => ({ status, reason, detail });
-const GUARD_CHALLENGE = 'Bearer';
+const GUARD_CHALLENGE = GUARD_WWW_AUTHENTICATE;
 
 let pki: TestPki;
 let idp: JwksServer;

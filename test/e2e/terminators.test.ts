@@ -15,13 +15,14 @@ import { decodeJwt } from 'jose';
 import { findExecutable, requireExecutable } from '../helpers/terminators.js';
 import { opensslThumbprint } from '../helpers/pki.js';
 import { startStack, STACK_PATH, type ClientName, type Stack } from '../helpers/stack.js';
+import { GUARD_WWW_AUTHENTICATE } from '../harness/kong-emulator.js';
 
 const REALM = 'Bearer realm="localhost"';
 const NO_CERTIFICATE = `${REALM}, error="invalid_token", error_description="no client certificate was presented"`;
 const MISMATCH = `${REALM}, error="invalid_token", error_description="the client certificate thumbprint does not match the x5t#S256 claim"`;
 const UNTRUSTED_PEER = `${REALM}, error="invalid_token", error_description="the certificate header was ignored: the request did not come from a trusted proxy"`;
 /** The post-function guard's own challenge (harness GUARD_LUA). */
-const GUARD_CHALLENGE = 'Bearer';
+const GUARD_CHALLENGE = GUARD_WWW_AUTHENTICATE;
 
 /** Waits (up to 2 s) for the plugin server's output to match: its log lines arrive apart from the HTTP response. */
 async function waitForLog(s: Stack, pattern: RegExp): Promise<void> {

@@ -6,7 +6,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import {
-  KongEmulator, launcherCommand, stockServerCommand, startEchoUpstream, GUARD_LUA, GUARD_FLAG,
+  KongEmulator, launcherCommand, stockServerCommand, startEchoUpstream, GUARD_LUA, GUARD_FLAG, GUARD_WWW_AUTHENTICATE,
   KongConfigError, type EchoUpstream,
 } from './kong-emulator.js';
 import { httpRequest } from './http.js';
@@ -134,13 +134,13 @@ describe('Kong emulator with the mtls-pop launcher', () => {
     const before = echo.requests.length;
     const rejected = await httpRequest(`${emu.url}/guarded/a`, { headers: action('pass-unverified') });
     assert.equal(rejected.status, 401);
-    assert.equal(rejected.headers['www-authenticate'], 'Bearer');
+    assert.equal(rejected.headers['www-authenticate'], GUARD_WWW_AUTHENTICATE);
     assert.deepEqual(rejected.json(), { message: 'Unauthorized' });
     const thrown = await httpRequest(`${emu.url}/guarded/a`, { headers: action('throw') });
     assert.equal(thrown.status, 401, 'a throwing handler is "ret" without the flag');
     assert.equal(echo.requests.length, before);
-    assert.match(GUARD_LUA, new RegExp(`kong\\.ctx\\.shared\\.${GUARD_FLAG} ~= true`));
-    assert.match(GUARD_LUA, /kong\.response\.exit\(401, \{ message = "Unauthorized" \}, \{ \["WWW-Authenticate"\] = "Bearer" \}\)/);
+    assert.equal(rejected.headers['content-type'], 'application/json; charset=utf-8');
+    assert.ok(GUARD_LUA.includes(`if not kong.ctx.shared.${GUARD_FLAG} then`));
   });
 
   test('kong.ip.is_trusted follows trusted_ips; kong.client.get_ip is the TCP peer', async () => {
@@ -299,7 +299,7 @@ describe('Kong emulator: failures of the plugin server (fail-open) and the guard
       await emu.pluginServer.kill();
       const guarded = await httpRequest(`${emu.url}/g/2`, { headers: action('exit') });
       assert.equal(guarded.status, 401);
-      assert.equal(guarded.headers['www-authenticate'], 'Bearer');
+      assert.equal(guarded.headers['www-authenticate'], GUARD_WWW_AUTHENTICATE);
       assert.equal(echo.requests.length, 1, 'the guard stopped it');
       const open = await httpRequest(`${emu.url}/o/2`, { headers: action('exit') });
       assert.equal(open.status, 200, 'Kong logs the error and proxies: fail-open');
@@ -350,7 +350,7 @@ describe('Kong emulator: failures of the plugin server (fail-open) and the guard
       const open = await httpRequest(`${emu.url}/o/s`, { headers: slow });
       assert.equal(open.status, 200);
       assert.ok(Date.now() - started < 2500, 'did not wait for the handler');
-      assert.ok(emu.errorLog.some((e) => e.message === 'timeout'));
+      assert.ok(emu.errorLog.some((e) => e.message === 'no data'), 'mp_rpc.lua:195-199: a read that got nothing is "no data"');
       assert.equal((await httpRequest(`${emu.url}/g/s`, { headers: slow })).status, 401);
       assert.equal(echo.requests.length, 1);
     } finally {

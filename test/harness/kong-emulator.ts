@@ -9,13 +9,20 @@
  *   `kong/db/dao/plugins.lua` (PRIORITY integer, VERSION "x.y.z"), `kong/db/schema/metaschema.lua`;
  * - config validation and defaults: `kong/db/schema/init.lua` via test/helpers/kong-metaschema.ts;
  *   the keys Kong adds to the config it sends: `kong/runloop/plugins_iterator.lua` get_plugin_config;
- * - instances: `kong/runloop/plugin_servers/plugin.lua` get_instance_id / reset_instance;
+ * - instances: `kong/runloop/plugin_servers/plugin.lua` get_instance_id / reset_instance, one
+ *   instance table per nginx worker (`workers`);
  * - events: `kong/runloop/plugin_servers/rpc/mp_rpc.lua` bridge_loop / handle_event (see mp-rpc.ts
  *   for the socket side, pdk.ts for the PDK functions);
  * - plugin order, fail-open and the 500 for a Lua error: `kong/init.lua`
  *   execute_collecting_plugins_iterator (access phase, delayed response);
  * - the fail-closed guard: a `post-function` plugin (`kong/plugins/post-function`, priority -1000)
- *   running `GUARD_LUA`;
+ *   running `GUARD_LUA`, the text kong.yml ships;
+ *
+ * Line numbers "file:N" below are Kong 3.9.1's (tag 3.9.1, commit b724fc7154de), read for this
+ * emulator: `kong/runloop/plugin_servers/plugin.lua`, `kong/runloop/plugin_servers/rpc/mp_rpc.lua`,
+ * `kong/runloop/plugin_servers/init.lua`, `kong/runloop/plugin_servers/process.lua`, `kong/init.lua`.
+ * Where Kong has no bound (the "no plugin instance" retry) the emulator stops at a cap and reports
+ * the loop (`instance-loop`), so a test fails instead of hanging.
  * - proxying: Kong's nginx template and `kong/runloop/handler.lua` (X-Forwarded-*, X-Real-IP,
  *   strip_path), `large_client_header_buffers 4 8k`.
  *
@@ -28,7 +35,7 @@ import { tmpdir, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { MpRpcClient, RpcError } from './mp-rpc.js';
+import { MpRpcClient, RpcError, luaValueOf } from './mp-rpc.js';
 import { PluginServerProcess, queryPluginInfo, type DumpedPluginInfo } from './plugin-server-process.js';
 import {
   RequestContext, TrustedIps, LuaError, buildRequest, buildResponse, unexpectedErrorResponse, performPdkCall,
@@ -49,18 +56,19 @@ export const GUARD_FLAG = 'mtls_pop_verified';
 
 /**
  * The fail-closed guard: Lua for a `post-function` plugin on the same route(s), `access` phase
- * (config `access: [GUARD_LUA]`). post-function runs at priority -1000, after mtls-pop; it
- * rejects every request the plugin did not mark as verified, which is what Kong would otherwise
- * proxy when the plugin server is down, times out, or its handler throws (Kong fails open).
+ * (config `access: [GUARD_LUA]`), exactly as kong.yml and the README ship it (a test compares
+ * them). post-function runs at priority -1000, after mtls-pop; it rejects every request the
+ * plugin did not mark as verified, which is what Kong would otherwise proxy when the plugin
+ * server is down, times out, answers an error, or its handler throws (Kong fails open).
+ * The emulator runs it as written: Lua truthiness (`not x` is true only for nil and false), a
+ * table body JSON-encoded by kong.response.exit, the one header.
  */
-export const GUARD_LUA = `-- mtls-pop fail-closed guard (post-function, access phase).
--- Rejects any request that mtls-pop did not approve: plugin server down, timed out or crashed.
-return function()
-  if kong.ctx.shared.${GUARD_FLAG} ~= true then
-    return kong.response.exit(401, { message = "Unauthorized" }, { ["WWW-Authenticate"] = "Bearer" })
-  end
-end
-`;
+export const GUARD_LUA = `return function() if not kong.ctx.shared.${GUARD_FLAG} then return kong.response.exit(401, { message = "Unauthorized" }, { ["WWW-Authenticate"] = 'Bearer realm="kong"' }) end end`;
+
+/** The guard's answer: status, JSON body and challenge (GUARD_LUA). */
+export const GUARD_STATUS = 401;
+export const GUARD_BODY = { message: 'Unauthorized' } as const;
+export const GUARD_WWW_AUTHENTICATE = 'Bearer realm="kong"';
 
 /** post-function's priority (kong/plugins/post-function/handler.lua). */
 const GUARD_PRIORITY = -1000;
@@ -120,8 +128,21 @@ export interface KongEmulatorOptions {
   readonly config: EmulatorConfig;
   /** Cosocket timeout for every RPC (Kong: 60 s). */
   readonly rpcTimeoutMs?: number;
-  /** Connections to the plugin server (default 30). */
+  /** Connections to the plugin server, per worker (default 30). */
   readonly poolSize?: number;
+  /** Order in which a worker's idle connections are reused: Kong's pool is LIFO (default). */
+  readonly poolOrder?: 'lifo' | 'fifo';
+  /**
+   * nginx worker processes (default 1; Kong's `nginx_worker_processes` is `auto`, one per core).
+   * Each has its own instance table and connection pool; HTTP connections are spread over them
+   * round-robin (nginx: the worker that accepted the connection serves all its requests).
+   */
+  readonly workers?: number;
+  /**
+   * "no plugin instance" answers one event may get before the emulator calls it a loop
+   * (default 50). Kong has no limit (mp_rpc.lua:312-316 retries by tail call).
+   */
+  readonly maxInstanceRetries?: number;
   /** Start the HTTP gateway (default true). */
   readonly gateway?: boolean;
   /** nginx large_client_header_buffers size: a longer header line gets 400 (default 8192). */
@@ -154,7 +175,8 @@ export interface RegisteredPlugin {
 }
 
 interface PluginEntity {
-  readonly id: string;
+  /** The plugin entity's id: Kong's instance key (`kong.plugin.get_id()`, plugin.lua:240). */
+  id: string;
   readonly name: string;
   readonly instanceName: string | undefined;
   readonly route: { readonly id: string; readonly name: string };
@@ -164,11 +186,66 @@ interface PluginEntity {
   readonly plugin: RegisteredPlugin;
 }
 
+/** An entry of plugin.lua's `running_instances` (plugin.lua:16, 270-273, 289-294). */
 interface RunningInstance {
-  id: number | undefined;
-  seq: number;
-  starting: Promise<number> | undefined;
+  /** The Lua value StartInstance answered as `Id` (undefined: nil, i.e. being started). */
+  id: unknown;
+  seq: unknown;
+  conf: Record<string, unknown>;
+  /** Set once started (plugin.lua:290); reset_instances_for_plugin matches on it. */
+  pluginName: string | undefined;
 }
+
+/**
+ * One nginx worker: plugin.lua's `running_instances` is a module-level table (plugin.lua:16), so
+ * each worker process has its own, and its own cosocket pool and Rpc `msg_id` (mp_rpc.lua:173).
+ */
+class Worker {
+  readonly running = new Map<string, RunningInstance>();
+  constructor(readonly index: number, readonly rpc: MpRpcClient) {}
+}
+
+/** Lua truthiness: everything but nil and false. */
+function luaTruthy(value: unknown): boolean {
+  return value !== undefined && value !== null && value !== false;
+}
+
+function luaTypeOf(value: unknown): string {
+  const v = luaValueOf(value);
+  if (v === undefined || v === null) return 'nil';
+  if (typeof v === 'string') return 'string';
+  if (typeof v === 'number' || typeof v === 'bigint') return 'number';
+  if (typeof v === 'boolean') return 'boolean';
+  return 'table';
+}
+
+/**
+ * `value.key` in Lua for a value decoded from MessagePack: a table's field (nil when absent), nil
+ * for a string (the string library has no such key), a Lua error for nil, a number or a boolean.
+ */
+function luaIndex(value: unknown, key: string, name: string): unknown {
+  const v = luaValueOf(value);
+  const type = luaTypeOf(v);
+  if (type === 'string') return undefined;
+  if (type !== 'table') throw new LuaError(`attempt to index ${name} (a ${type} value)`);
+  if (Array.isArray(v)) return undefined;
+  const field = (v as Record<string, unknown>)[key];
+  return field === null ? undefined : field;
+}
+
+/** Lua's tostring for log lines. */
+function luaToString(value: unknown): string {
+  const v = luaValueOf(value);
+  if (v === undefined || v === null) return 'nil';
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v);
+  return 'table: 0x0';
+}
+
+/** The emulator's stop for Kong's unbounded "no plugin instance" retry. */
+class InstanceLoopError extends Error {}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 interface CompiledRoute {
   readonly id: string;
@@ -182,8 +259,17 @@ interface CompiledRoute {
 
 /** What one event did. */
 export interface EventReport {
-  /** `ret`: handler finished; `exit`: kong.response.exit/error; `lua-error`: 500; `fail-open`: RPC failed, request continues. */
-  outcome: 'ret' | 'exit' | 'lua-error' | 'fail-open' | 'unsupported';
+  /**
+   * `ret`: handler finished; `exit`: kong.response.exit/error; `lua-error`: 500; `fail-open`: an
+   * RPC failed, Kong logged it and the request continues; `silent-fail-open`: the plugin server
+   * answered neither a result nor an error (or the error `false`), Kong continues and logs nothing;
+   * `instance-loop`: "no plugin instance" more than `maxInstanceRetries` times (Kong: forever).
+   */
+  outcome: 'ret' | 'exit' | 'lua-error' | 'fail-open' | 'silent-fail-open' | 'instance-loop' | 'unsupported';
+  /** The nginx worker that ran it. */
+  worker: number;
+  /** "no plugin instance" answers in this event (each one: reset, StartInstance, retry). */
+  instanceRetries: number;
   /** PDK round trips: HandleEvent + each Step (StartInstance/CloseInstance not counted). */
   roundTrips: number;
   /** PDK methods the plugin called, in order. */
@@ -208,7 +294,13 @@ export interface EmulatorStats {
   closeInstance: number;
   /** "no plugin instance" answers that made the emulator restart an instance and retry. */
   instanceRestarts: number;
+  /** Events stopped at `maxInstanceRetries` "no plugin instance" answers: Kong would loop forever. */
+  instanceLoops: number;
+  /** The most "no plugin instance" retries one event needed so far. */
+  maxEventInstanceRetries: number;
   failOpen: number;
+  /** Events Kong let through without a log line (no result and no error from the plugin server). */
+  silentFailOpen: number;
   luaErrors: number;
   guardRejections: number;
   proxied: number;
@@ -218,10 +310,8 @@ export interface EmulatorStats {
 /** A started instance handle for the programmatic path. */
 export interface InstanceHandle {
   readonly entity: PluginEntity;
-}
-
-function isStepReply(value: unknown): value is { EventId: number; Data: unknown } {
-  return typeof value === 'object' && value !== null && 'EventId' in value;
+  /** The worker whose instance it is (default 0). */
+  readonly worker: number;
 }
 
 function parseVersion(v: unknown): string | undefined {
@@ -237,18 +327,21 @@ function parseVersion(v: unknown): string | undefined {
 export class KongEmulator {
   readonly stats: EmulatorStats = {
     requests: 0, events: 0, roundTrips: 0, lastEventRoundTrips: 0, startInstance: 0, closeInstance: 0,
-    instanceRestarts: 0, failOpen: 0, luaErrors: 0, guardRejections: 0, proxied: 0, unsupported: [],
+    instanceRestarts: 0, instanceLoops: 0, maxEventInstanceRetries: 0, failOpen: 0, silentFailOpen: 0, luaErrors: 0, guardRejections: 0, proxied: 0,
+    unsupported: [],
   };
   /** Kong's error log: Kong's own lines and plugins' kong.log.* calls. */
   readonly errorLog: KongLogEntry[] = [];
   readonly plugins = new Map<string, RegisteredPlugin>();
-  readonly rpc: MpRpcClient;
   readonly pluginServer: PluginServerProcess;
   readonly prefix: string;
   readonly socketPath: string;
   readonly nodeId = randomUUID();
   private readonly routes: CompiledRoute[] = [];
-  private readonly running = new Map<string, RunningInstance>();
+  private readonly workers: Worker[];
+  private readonly connectionWorker = new WeakMap<object, Worker>();
+  private nextWorker = 0;
+  private readonly maxInstanceRetries: number;
   private readonly env: PdkEnvironment;
   private seqCounter = 0;
   private gatewayServer: Server | undefined;
@@ -264,7 +357,11 @@ export class KongEmulator {
       env: options.pluginServer.env,
       respawn: options.pluginServer.respawn,
     });
-    this.rpc = new MpRpcClient({ socketPath: this.socketPath, poolSize: options.poolSize, timeoutMs: options.rpcTimeoutMs });
+    const workers = Math.max(1, options.workers ?? 1);
+    this.workers = Array.from({ length: workers }, (_, i) => new Worker(i, new MpRpcClient({
+      socketPath: this.socketPath, poolSize: options.poolSize, timeoutMs: options.rpcTimeoutMs, poolOrder: options.poolOrder,
+    })));
+    this.maxInstanceRetries = options.maxInstanceRetries ?? 50;
     const trusted = new TrustedIps(options.config.trusted_ips ?? []);
     this.env = {
       trustedIps: trusted,
@@ -362,6 +459,20 @@ export class KongEmulator {
     entity.seq = ++this.seqCounter;
   }
 
+  /**
+   * Replaces a route plugin by a new plugin entity (a new id, a new `__seq__`), as when it is
+   * deleted and created again or a declarative config gives it another id. Kong keys instances
+   * by plugin id (plugin.lua:240), so every worker starts a new instance on its next request and
+   * never closes the old one (plugin.lua closes only a previous instance of the SAME key,
+   * :296-300): the plugin server keeps it until its own idle expiry. Returns the new id.
+   */
+  replacePluginEntity(routeName: string, pluginName?: string): string {
+    const entity = this.entity(routeName, pluginName);
+    entity.id = randomUUID();
+    entity.seq = ++this.seqCounter;
+    return entity.id;
+  }
+
   private entity(routeName: string, pluginName?: string): PluginEntity {
     const route = this.routes.find((r) => r.name === routeName);
     const entity = route?.plugins.find((p) => pluginName === undefined || p.name === pluginName);
@@ -390,134 +501,233 @@ export class KongEmulator {
     this.errorLog.push({ level, message, source: 'kong' });
   }
 
+  /** The RPC client of worker 0 (tests call the plugin server through it directly). */
+  get rpc(): MpRpcClient {
+    return (this.workers[0] as Worker).rpc;
+  }
+
+  /** Number of emulated nginx workers. */
+  get workerCount(): number {
+    return this.workers.length;
+  }
+
+  private worker(index: number): Worker {
+    const worker = this.workers[index];
+    if (worker === undefined) throw new Error(`no worker ${index} (${this.workers.length} configured)`);
+    return worker;
+  }
+
+  /**
+   * One `Rpc:call` as Kong's Lua sees it: `(result, err)` (mp_rpc.lua:172-221). A connect failure
+   * is logged first ("trying to connect: ", mp_rpc.lua:178); what Kong raises (a cut-off answer:
+   * "missing bytes", a bad frame, a wrong id) is thrown as a LuaError.
+   */
+  private async luaCall(worker: Worker, method: string, arg: unknown): Promise<{ result: unknown; err: unknown }> {
+    try {
+      return { result: luaValueOf(await worker.rpc.call(method, arg)), err: undefined };
+    } catch (error) {
+      if (!(error instanceof RpcError)) throw error;
+      if (error.kind === 'protocol') throw new LuaError(error.message);
+      if (error.kind === 'connect') this.kongLog('err', `trying to connect: ${error.message}`);
+      return { result: undefined, err: error.kind === 'remote' ? error.value : error.message };
+    }
+  }
+
   // -------------------------------------------------------------------------------------------
   // Instances (plugin.lua get_instance_id, reset_instance)
 
-  private async instanceId(entity: PluginEntity): Promise<number> {
-    let info = this.running.get(entity.id);
-    if (info?.starting !== undefined) return info.starting; // another request is starting it
-    if (info?.id !== undefined && info.seq === entity.seq) return info.id;
-    const oldId = info?.id;
-    if (info === undefined) {
-      info = { id: undefined, seq: entity.seq, starting: undefined };
-      this.running.set(entity.id, info);
-    }
-    const claim = info;
-    claim.id = undefined;
-    claim.starting = (async () => {
-      try {
-        this.stats.startInstance++;
-        const status = await this.rpc.call('plugin.StartInstance', { Name: entity.name, Config: JSON.stringify(this.instanceConfig(entity)) });
-        const id = (status as { Id?: unknown } | null)?.Id;
-        if (typeof id !== 'number') throw new RpcError('protocol', 'StartInstance answered without an Id');
-        claim.id = id;
-        claim.seq = entity.seq;
-        if (oldId !== undefined) {
-          this.stats.closeInstance++;
-          await this.rpc.call('plugin.CloseInstance', oldId).catch(() => undefined); // "don't care if there's an error"
-        }
-        return id;
-      } catch (err) {
-        // kong.log.err("starting instance: ", err); remove claim; error(err): a Lua error (500)
-        this.kongLog('err', `starting instance: ${(err as Error).message}`);
-        if (this.running.get(entity.id) === claim) this.running.delete(entity.id);
-        throw new LuaError((err as Error).message);
-      } finally {
-        claim.starting = undefined;
+  /**
+   * plugin.lua:237-303 get_instance_id, in one worker. Returns the instance id (any Lua value the
+   * server answered as `Id`) or Kong's "Could not claim" error; throws a LuaError where Kong calls
+   * `error(err)` (StartInstance failed: the request gets 500, plugin.lua:281-287).
+   */
+  private async getInstanceId(worker: Worker, entity: PluginEntity, conf: Record<string, unknown>): Promise<{ id: unknown; err?: string }> {
+    const key = entity.id; // kong.plugin.get_id() (:240)
+    let info = worker.running.get(key);
+    // :244-256: another request of this worker is starting it; poll every 0.1 s for up to 10 s.
+    let waits = 0;
+    while (info !== undefined && !luaTruthy(info.id)) {
+      await sleep(100);
+      waits++;
+      if (waits > 100) {
+        worker.running.delete(key);
+        return { id: undefined, err: `Could not claim instance_id for ${entity.name} (key: ${key})` };
       }
-    })();
-    return claim.starting;
-  }
-
-  /** reset_instances_for_plugin: forget every instance of the plugin (the server lost them). */
-  private resetInstances(pluginName: string): void {
-    for (const route of this.routes) {
-      for (const entity of route.plugins) if (entity.name === pluginName) this.running.delete(entity.id);
+      info = worker.running.get(key);
     }
+    // :258-265: exact match
+    if (info !== undefined && luaTruthy(info.id) && info.seq === conf.__seq__ && info.conf.__plugin_id === key) {
+      return { id: info.id };
+    }
+    const oldInstanceId = info?.id; // :267
+    if (info === undefined) {
+      info = { id: undefined, seq: conf.__seq__, conf, pluginName: undefined }; // :268-274, the claim
+      worker.running.set(key, info);
+    } else {
+      info.id = undefined; // :278
+    }
+    this.stats.startInstance++;
+    // :281 -> mp_rpc.lua:224-241 call_start_instance
+    const { result: status, err } = await this.luaCall(worker, 'plugin.StartInstance', { Name: entity.name, Config: JSON.stringify(conf) });
+    if (status === undefined || status === null) {
+      // :282-287: log, remove the claim, error(err)
+      this.kongLog('err', `starting instance: ${luaToString(err)}`);
+      if (worker.running.get(key) === info) worker.running.delete(key);
+      throw new LuaError(luaToString(err));
+    }
+    const id = luaIndex(status, 'Id', "local 'status'"); // mp_rpc.lua:235 `id = status.Id`
+    info.id = id; // :289-294
+    info.pluginName = entity.name;
+    info.conf = conf;
+    info.seq = conf.__seq__;
+    if (luaTruthy(oldInstanceId)) {
+      // :296-300: close the previous instance of this key; "don't care if there's an error"
+      this.stats.closeInstance++;
+      await this.luaCall(worker, 'plugin.CloseInstance', oldInstanceId);
+    }
+    return { id: info.id };
   }
 
-  /** Starts (or reuses) the instance of a route's plugin, for the programmatic path. */
-  async instance(routeName: string, pluginName?: string): Promise<InstanceHandle> {
+  /** plugin.lua:201-207 reset_instances_for_plugin: forget (never close) started instances of the plugin. */
+  private resetInstancesForPlugin(worker: Worker, pluginName: string): void {
+    for (const [key, instance] of worker.running) if (instance.pluginName === pluginName) worker.running.delete(key);
+  }
+
+  /**
+   * plugin.lua:210-224 reset_instance: this worker's table now, then `kong.worker_events.post`,
+   * which every worker (this one included: lua-resty-events broadcasts) handles a moment later
+   * (plugin_servers/init.lua:62-64 registers reset_instances_for_plugin for it). Nothing is
+   * closed on the plugin server.
+   */
+  private resetInstance(worker: Worker, pluginName: string): void {
+    this.resetInstancesForPlugin(worker, pluginName);
+    setTimeout(() => { for (const w of this.workers) this.resetInstancesForPlugin(w, pluginName); }, 0);
+  }
+
+  /** Starts (or reuses) a worker's instance of a route's plugin, for the programmatic path. */
+  async instance(routeName: string, pluginName?: string, worker = 0): Promise<InstanceHandle> {
     const entity = this.entity(routeName, pluginName);
-    await this.instanceId(entity);
-    return { entity };
+    await this.getInstanceId(this.worker(worker), entity, this.instanceConfig(entity));
+    return { entity, worker };
   }
 
-  /** The plugin server's instance id currently used for a route plugin (undefined if none). */
-  currentInstanceId(routeName: string, pluginName?: string): number | undefined {
-    return this.running.get(this.entity(routeName, pluginName).id)?.id;
+  /** The plugin server's instance id a worker currently uses for a route plugin (undefined if none). */
+  currentInstanceId(routeName: string, pluginName?: string, worker = 0): number | undefined {
+    const id = this.worker(worker).running.get(this.entity(routeName, pluginName).id)?.id;
+    return typeof id === 'number' ? id : undefined;
   }
 
   // -------------------------------------------------------------------------------------------
   // Events (mp_rpc.lua bridge_loop + handle_event)
 
-  private async bridgeLoop(entity: PluginEntity, instanceId: number, ctx: RequestContext, report: EventReport, phase: string): Promise<void> {
+  /**
+   * mp_rpc.lua:264-298 bridge_loop. Ends with `done` ("ret", or a PDK call that ended the request)
+   * or with what Kong's loop returns when a call gives no result: `(step_in, err)` (:272-274,
+   * :294-296). Lua errors (indexing a bad answer, a PDK function raising) are thrown as LuaError.
+   */
+  private async bridgeLoop(worker: Worker, instanceId: unknown, ctx: RequestContext, report: EventReport, phase: string): Promise<'done' | { err: unknown }> {
     report.roundTrips++;
-    let step = await this.rpc.call('plugin.HandleEvent', { InstanceId: instanceId, EventName: phase });
-    if (!isStepReply(step)) throw new LuaError("attempt to index local 'step_in' (a nil value)");
-    const eventId = step.EventId;
+    let { result: stepIn, err } = await this.luaCall(worker, 'plugin.HandleEvent', { InstanceId: instanceId, EventName: phase });
+    if (!luaTruthy(stepIn)) return { err }; // :272-274
+    const eventId = luaIndex(stepIn, 'EventId', "local 'step_in'"); // :276
     for (;;) {
-      if (step.Data === 'ret') return;
-      const data = step.Data as { Method?: unknown; Args?: unknown } | null;
-      if (data === null || typeof data !== 'object') throw new LuaError("attempt to index field 'Data' (a non-table value)");
-      const method = String(data.Method);
-      report.calls.push(method);
-      const outcome = performPdkCall(this.env, ctx, data.Method, data.Args);
+      const data = luaValueOf(luaIndex(stepIn, 'Data', "local 'step_in'"));
+      if (data === 'ret') return 'done'; // :279-281
+      const method = luaIndex(data, 'Method', "field 'Data'");
+      const args = luaIndex(data, 'Args', "field 'Data'");
+      report.calls.push(String(luaValueOf(method)));
+      const outcome = performPdkCall(this.env, ctx, luaValueOf(method), args); // :283-286
       if (outcome.kind === 'exit') {
         report.outcome = 'exit';
-        return; // ngx.exit / delayed response: no further Step
+        return 'done'; // kong.response.exit yields the handler's coroutine for good: no further Step
       }
       if (outcome.kind === 'unsupported') {
         report.outcome = 'unsupported';
-        report.error = `PDK method ${method} is not implemented by the Kong emulator`;
-        return;
+        report.error = `PDK method ${String(method)} is not implemented by the Kong emulator`;
+        return 'done';
       }
-      const stepMethod = outcome.kind === 'step' ? outcome.stepMethod : 'plugin.Step';
+      const stepMethod = outcome.kind === 'step' ? outcome.stepMethod : 'plugin.Step'; // :288
       const stepData = outcome.kind === 'step' ? outcome.data : undefined;
       report.roundTrips++;
-      step = await this.rpc.call(stepMethod, { EventId: eventId, Data: stepData });
-      if (!isStepReply(step)) throw new LuaError("attempt to index local 'step_in' (a nil value)");
+      ({ result: stepIn, err } = await this.luaCall(worker, stepMethod, { EventId: eventId, Data: stepData })); // :290-293
+      if (!luaTruthy(stepIn)) return { err }; // :294-296
     }
   }
 
   /**
-   * Rpc:handle_event for one plugin: get the instance, run the bridge loop; on "no plugin
-   * instance" reset the plugin's instances and retry (Kong recurses without a bound; once here);
-   * any other RPC error is logged and the request goes on (fail-open).
+   * mp_rpc.lua:301-320 Rpc:handle_event for one plugin in one worker.
+   * - no error: done (this includes an answer with neither result nor error: bridge_loop returned
+   *   `nil, nil`, :272-274, and Kong goes on without a word: `silent-fail-open`);
+   * - an error that is not a string: `err:lower()` (:310) raises, 500;
+   * - "no plugin instance" anywhere in it (case-insensitive, :312): reset_instance, warn, and a
+   *   tail call to handle_event (:313-315): no limit in Kong; here `maxInstanceRetries`;
+   * - any other error: logged (:318), the request goes on (fail-open).
    */
-  private async runPluginEvent(entity: PluginEntity, ctx: RequestContext, phase = 'access'): Promise<EventReport> {
-    const report: EventReport = { outcome: 'ret', roundTrips: 0, calls: [] };
+  private async handleEventLua(worker: Worker, entity: PluginEntity, conf: Record<string, unknown>, ctx: RequestContext, report: EventReport, phase: string): Promise<void> {
+    for (;;) {
+      const got = await this.getInstanceId(worker, entity, conf); // :304
+      let err: unknown = got.err;
+      let silent = false;
+      if (err === undefined) {
+        const ended = await this.bridgeLoop(worker, got.id, ctx, report, phase); // :305-307
+        if (ended !== 'done') {
+          err = ended.err;
+          silent = !luaTruthy(err);
+        }
+      }
+      if (!luaTruthy(err)) {
+        if (silent) {
+          report.outcome = 'silent-fail-open';
+          this.stats.silentFailOpen++;
+        }
+        return;
+      }
+      if (typeof err !== 'string') {
+        const type = luaTypeOf(err);
+        throw new LuaError(type === 'table' ? "attempt to call method 'lower' (a nil value)" : `attempt to index local 'err' (a ${type} value)`);
+      }
+      if (err.toLowerCase().includes('no plugin instance')) {
+        this.resetInstance(worker, entity.name);
+        this.kongLog('warn', err);
+        this.stats.instanceRestarts++;
+        report.instanceRetries++;
+        this.stats.maxEventInstanceRetries = Math.max(this.stats.maxEventInstanceRetries, report.instanceRetries);
+        if (report.instanceRetries > this.maxInstanceRetries) throw new InstanceLoopError(err);
+        continue; // return self:handle_event(conf, phase)
+      }
+      this.kongLog('err', err);
+      report.outcome = 'fail-open';
+      report.error = err;
+      this.stats.failOpen++;
+      return;
+    }
+  }
+
+  /** One plugin's event as Kong runs it (kong/init.lua:392-410: a Lua error becomes a 500). */
+  private async runPluginEvent(worker: Worker, entity: PluginEntity, ctx: RequestContext, phase = 'access'): Promise<EventReport> {
+    const report: EventReport = { outcome: 'ret', worker: worker.index, instanceRetries: 0, roundTrips: 0, calls: [] };
     ctx.currentPlugin = entity.name;
     this.stats.events++;
     try {
-      for (let attempt = 0; ; attempt++) {
-        const instanceId = await this.instanceId(entity);
-        try {
-          await this.bridgeLoop(entity, instanceId, ctx, report, phase);
-          break;
-        } catch (err) {
-          if (!(err instanceof RpcError) || err.kind === 'protocol') throw err;
-          if (err.message.toLowerCase().includes('no plugin instance') && attempt === 0) {
-            this.resetInstances(entity.name);
-            this.stats.instanceRestarts++;
-            this.kongLog('warn', err.message);
-            continue;
-          }
-          this.kongLog('err', err.message);
-          report.outcome = 'fail-open';
-          report.error = err.message;
-          this.stats.failOpen++;
-          break;
-        }
-      }
+      await this.handleEventLua(worker, entity, this.instanceConfig(entity), ctx, report, phase);
     } catch (err) {
-      // A Lua error in the handler: kong/init.lua logs it and answers 500.
-      const message = err instanceof RpcError ? `${err.message}` : (err as Error).message;
-      this.kongLog('err', message);
-      report.outcome = 'lua-error';
-      report.error = message;
-      this.stats.luaErrors++;
-      ctx.exit = unexpectedErrorResponse(ctx);
+      if (err instanceof InstanceLoopError) {
+        const message = `"no plugin instance" answered ${report.instanceRetries} times in one event: Kong 3.9.1 retries without limit (mp_rpc.lua:312-316) and this request would never end; last error: ${err.message}`;
+        this.kongLog('crit', `kong emulator: ${message}`);
+        report.outcome = 'instance-loop';
+        report.error = message;
+        this.stats.instanceLoops++;
+        const base = unexpectedErrorResponse(ctx);
+        ctx.exit = { ...base, headers: [...base.headers, ['X-Kong-Emulator-Error', 'no plugin instance loop']] };
+      } else {
+        // A Lua error in the handler: kong/init.lua:399-410 logs it and answers 500.
+        const message = (err as Error).message;
+        this.kongLog('err', message);
+        report.outcome = 'lua-error';
+        report.error = message;
+        this.stats.luaErrors++;
+        ctx.exit = unexpectedErrorResponse(ctx);
+      }
     }
     if (report.outcome === 'unsupported') {
       this.stats.unsupported.push(report.calls[report.calls.length - 1] ?? '?');
@@ -534,7 +744,7 @@ export class KongEmulator {
   /** Runs one event of an instance against a request, without HTTP (benchmark floor). */
   async handleEvent(handle: InstanceHandle, init: EmulatedRequestInit): Promise<{ report: EventReport; ctx: RequestContext; response: KongResponse | undefined }> {
     const ctx = new RequestContext(buildRequest(init), handle.entity.route);
-    const report = await this.runPluginEvent(handle.entity, ctx);
+    const report = await this.runPluginEvent(this.worker(handle.worker), handle.entity, ctx);
     this.flushLog(ctx);
     return { report, ctx, response: ctx.exit };
   }
@@ -544,31 +754,31 @@ export class KongEmulator {
   }
 
   /** The access phase of a route: plugins by priority, then the guard; stops at the first response. */
-  async runAccess(routeName: string, init: EmulatedRequestInit | EmulatedRequest): Promise<AccessOutcome> {
+  async runAccess(routeName: string, init: EmulatedRequestInit | EmulatedRequest, worker = 0): Promise<AccessOutcome> {
     const route = this.routes.find((r) => r.name === routeName);
     if (route === undefined) throw new Error(`no route ${routeName}`);
     const request = 'requestId' in init ? init : buildRequest(init);
-    return this.access(route, request);
+    return this.access(this.worker(worker), route, request);
   }
 
-  private async access(route: CompiledRoute, request: EmulatedRequest): Promise<AccessOutcome> {
+  private async access(worker: Worker, route: CompiledRoute, request: EmulatedRequest): Promise<AccessOutcome> {
     const ctx = new RequestContext(request, { id: route.id, name: route.name });
     const steps: Array<{ priority: number; run: () => Promise<void> }> = [];
     const events: EventReport[] = [];
     let guard: AccessOutcome['guard'] = 'absent';
     for (const entity of route.plugins) {
       if (!entity.plugin.phases.includes('access')) continue;
-      steps.push({ priority: entity.plugin.priority, run: async () => { events.push(await this.runPluginEvent(entity, ctx)); } });
+      steps.push({ priority: entity.plugin.priority, run: async () => { events.push(await this.runPluginEvent(worker, entity, ctx)); } });
     }
     if (route.guard) {
       steps.push({
         priority: GUARD_PRIORITY,
         run: async () => {
-          // GUARD_LUA, emulated
-          if (ctx.shared.get(GUARD_FLAG) !== true) {
+          // GUARD_LUA as written: `if not kong.ctx.shared.<flag> then return kong.response.exit(...)`
+          if (!luaTruthy(ctx.shared.get(GUARD_FLAG))) {
             guard = 'rejected';
             this.stats.guardRejections++;
-            ctx.exit = buildResponse(ctx, 401, { message: 'Unauthorized' }, { 'WWW-Authenticate': 'Bearer' }, 'guard');
+            ctx.exit = buildResponse(ctx, GUARD_STATUS, { ...GUARD_BODY }, { 'WWW-Authenticate': GUARD_WWW_AUTHENTICATE }, 'guard');
           } else {
             guard = 'passed';
           }
@@ -641,7 +851,13 @@ export class KongEmulator {
       this.send(res, buildResponse(ctxForErrors, 404, body, { 'Content-Type': 'application/json; charset=utf-8' }, 'router'));
       return;
     }
-    const outcome = await this.access(match.route, request);
+    // nginx: the worker that accepted the TCP connection serves every request on it.
+    let worker = this.connectionWorker.get(req.socket);
+    if (worker === undefined) {
+      worker = this.worker(this.nextWorker++ % this.workers.length);
+      this.connectionWorker.set(req.socket, worker);
+    }
+    const outcome = await this.access(worker, match.route, request);
     if (outcome.response !== undefined) {
       this.send(res, outcome.response);
       return;
@@ -725,7 +941,7 @@ export class KongEmulator {
   /** Restarts the plugin server process (instances are lost; Kong finds out via "no plugin instance"). */
   async restartPluginServer(): Promise<void> {
     await this.pluginServer.stop('SIGTERM');
-    this.rpc.drainIdle();
+    for (const worker of this.workers) worker.rpc.drainIdle();
     await this.pluginServer.start();
   }
 
@@ -736,7 +952,7 @@ export class KongEmulator {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
     }
-    this.rpc.close();
+    for (const worker of this.workers) worker.rpc.close();
     await this.pluginServer.stop('SIGTERM').catch(() => undefined);
     if (this.adminApi !== undefined) await this.adminApi.close();
     rmSync(this.prefix, { recursive: true, force: true });

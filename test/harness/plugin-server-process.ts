@@ -1,11 +1,13 @@
 /**
- * Kong's management of a plugin server process, after `kong/runloop/plugin_servers/process.lua`:
- * - the query step (`query_external_plugin_info`): run `pluginserver_<n>_query_cmd`, read stdout to
- *   the end, JSON-decode it, and take the FIRST plugin of the dump (Kong 3.9 registers only that
- *   one: `(dump.Plugins or dump)[1]`);
- * - the start step (`pluginserver_timer`): spawn `pluginserver_<n>_start_cmd` with stderr merged
- *   into stdout, log its lines. Kong respawns a server that exits (at most once a second); this
- *   class respawns only when `respawn` is set, so tests can keep a server dead.
+ * Kong's management of a plugin server process, after `kong/runloop/plugin_servers/process.lua`
+ * (line numbers: Kong 3.9.1):
+ * - the query step (`query_external_plugin_info`, :46-84): run `pluginserver_<n>_query_cmd`, read
+ *   stdout to the end, JSON-decode it, and take the FIRST plugin of the dump (Kong 3.9 registers
+ *   only that one: `(dump.Plugins or dump)[1]`, :68);
+ * - the start step (`pluginserver_timer`, :136-182, run by worker 0 only, :189): spawn
+ *   `pluginserver_<n>_start_cmd` with stderr merged into stdout (:153-155), log its lines. Kong
+ *   respawns a server that exits, at most once a second (`next_spawn = ngx.now() + 1`, :156);
+ *   this class respawns only when `respawn` is set, so tests can keep a server dead.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
