@@ -49,6 +49,8 @@ export const FROM_HEADER_FIELDS: SchemaFields = [
       description: 'base64_encoded (HAProxy, Traefik, Cloudflare), url_encoded (nginx, AWS ALB), pem, xfcc (Envoy/Istio), rfc9440.' } },
   { certificate_chain_header_name: { type: 'string',
       description: 'rfc9440 only: header with the intermediates as a byte-sequence list (Client-Cert-Chain).' } },
+  { xfcc_element_count: { type: 'integer', required: true, default: 1, between: [1, 16],
+      description: 'xfcc only: exact number of elements the proxies write (1: the client-facing Envoy uses SANITIZE_SET and nothing appends; n: n-1 APPEND_FORWARD hops follow it). The first element is used; any other count is refused.' } },
   { ca_certificates: { type: 'array', default: [], elements: { type: 'string', uuid: true },
       description: 'UUIDs of Kong CA certificate entities trusted to issue client certificates. Read through the Admin API and cached 60 s; during an Admin API outage the last copy serves 5 more minutes (retries back off 1-5 s); a deleted entity (404) is dropped at once.' } },
   { ca_certificates_pem: pemList('PEM trust anchors (vault references allowed), in addition to ca_certificates.') },

@@ -493,6 +493,7 @@ function explainHeader(
   const size = header.value.length + (header.chainValue?.length ?? 0);
   const result = decodeCertificateHeader(header.value, format, {
     maxHeaderSize: fromHeader.max_header_size, maxChainLength: fromHeader.max_chain_length,
+    xfccElements: fromHeader.xfcc_element_count,
   }, header.chainValue);
   const source = fromFiles
     ? `files encoded as ${format} (${size} characters, max_header_size ${fromHeader.max_header_size})`
