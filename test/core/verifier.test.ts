@@ -161,7 +161,7 @@ describe('verifier: the whole decision', () => {
     const decision = await verifier.verify({ ...good, headersTruncated: true });
     assert.deepEqual(denied(decision), {
       status: 400, reason: 'request_headers_too_many',
-      challenge: 'Bearer realm="api.example", error="invalid_request", error_description="the request has more header lines than the gateway hands to the plugin"',
+      challenge: 'Bearer realm="api.example", error="invalid_request", error_description="the request has too many header lines"',
     });
     assert.equal((await verifier.verify({ ...good, headersTruncated: false })).allow, true);
   });
