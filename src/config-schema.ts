@@ -112,7 +112,7 @@ export const CONFIG_FIELDS: SchemaFields = [
   { cache_size: { type: 'integer', required: true, default: 10000, between: [0, 1000000],
       description: 'Most token verdicts and chain verdicts cached (each).' } },
   { display_errors: { type: 'boolean', required: true, default: false,
-      description: 'Append the failure reason to the response body message.' } },
+      description: 'Append the failure reason and detail to the response body message and use the detail as error_description; off: a fixed error_description per reason, the detail only in the log.' } },
   { unauthorized_error_message: { type: 'string', required: true, default: 'Unauthorized' } },
   { forbidden_error_message: { type: 'string', required: true, default: 'Forbidden' } },
   { realm: { type: 'string', description: 'WWW-Authenticate realm; defaults to the request host.' } },
