@@ -307,6 +307,9 @@ describe('xfcc (Envoy / Istio x-forwarded-client-cert)', () => {
       ['an empty element in the middle', `${own},,${victim}`, /an empty element/],
       ['a leading empty element', `,${own}`, /an empty element/],
       ['a dangling ; before a comma', `${own};,${victim}`, /";" not followed by another pair/],
+      // A producer that does not escape the DN (BoringSSL does): a trailing backslash in the subject
+      // escapes the closing quote and the quoted string runs on into a SAN.
+      ['a Subject whose trailing backslash swallows a SAN', `${own.replace('"CN=attacker"', '"CN=x\\"')};URI=";${victim}`, /Cert twice/],
     ];
     for (const [name, value, detail] of cases) {
       assert.match(failed(decodeCertificateHeader(value, 'xfcc', LIMITS), 'certificate_header_malformed'), detail, name);
