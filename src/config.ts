@@ -20,6 +20,7 @@ export interface FromHeaderConfig {
   readonly certificate_header_name: string;
   readonly certificate_header_format: HeaderFormat;
   readonly certificate_chain_header_name: string | null;
+  readonly xfcc_element_count: number;
   readonly ca_certificates: readonly string[];
   readonly ca_certificates_pem: readonly string[];
   readonly secure_source: boolean;

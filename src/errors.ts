@@ -65,6 +65,8 @@ export const REASONS = {
   // --- the binding (RFC 8705 section 3)
   token_not_bound: 'invalid_token',
   token_cnf_malformed: 'invalid_token',
+  /** The token carries a confirmation (cnf) the plugin does not check: jkt (DPoP), jwk, ..., or x5t#S256 with the mode off. */
+  token_cnf_unsupported: 'invalid_token',
   certificate_thumbprint_mismatch: 'invalid_token',
   // --- consumer mapping (Kong openid-connect consumer_claim): a valid token for no known consumer
   consumer_not_found: 'insufficient_scope',

@@ -153,7 +153,7 @@ const FIXES: Partial<Record<ReasonCode, string>> = {
   scope_insufficient: 'request the token with every scope of one scopes_required entry',
   certificate_missing: 'the load balancer must forward the client certificate in the configured header, and Kong must trust the load balancer address (trusted_ips) when secure_source is on',
   certificate_header_multiple: 'the certificate header must appear once: make the load balancer replace, not append, the header',
-  certificate_header_malformed: 'set certificate_header_format to what the load balancer sends: base64_encoded (HAProxy ssl_c_der,base64; Traefik; Cloudflare), url_encoded (nginx $ssl_client_escaped_cert; AWS ALB), pem, xfcc (Envoy/Istio), rfc9440',
+  certificate_header_malformed: 'set certificate_header_format to what the load balancer sends: base64_encoded (HAProxy ssl_c_der,base64; Traefik; Cloudflare), url_encoded (nginx $ssl_client_escaped_cert; AWS ALB), pem, xfcc (Envoy/Istio), rfc9440; for xfcc, xfcc_element_count must equal the number of elements the proxies write, and client certificates must not carry , ; or \" in URI/DNS SANs',
   certificate_header_too_large: 'raise max_header_size (and the proxy header buffers, e.g. nginx large_client_header_buffers) or forward fewer certificates',
   certificate_too_many: 'raise max_chain_length or forward fewer certificates',
   certificate_malformed: 'the header does not carry a DER X.509 certificate: check certificate_header_format and what the load balancer puts in the header',
@@ -168,6 +168,7 @@ const FIXES: Partial<Record<ReasonCode, string>> = {
   revocation_unknown: 'no OCSP responder or CRL gave a usable answer: check the responder URLs in the certificate and the network, or use revocation_check_mode IGNORE_CA_ERROR',
   token_not_bound: 'the IdP must issue certificate-bound tokens (RFC 8705: the client authenticates with its certificate at the token endpoint; Keycloak: "OAuth 2.0 Mutual TLS Certificate Bound Access Tokens Enabled"), or use proof_of_possession_mtls optional during migration',
   token_cnf_malformed: 'cnf["x5t#S256"] must be the base64url (no padding) SHA-256 of the certificate DER (RFC 8705 section 3.1)',
+  token_cnf_unsupported: 'the token is bound by a confirmation this route does not check (DPoP jkt, jwk, ..., or x5t#S256 with proof_of_possession_mtls off): issue it without that confirmation, or use proof_of_possession_mtls optional/strict for x5t#S256',
   consumer_not_found: 'create a Kong consumer whose username, custom_id or id (consumer_by) equals the consumer_claim value of the token, or set consumer_optional or anonymous',
   certificate_thumbprint_mismatch: 'the token was issued for another certificate: obtain the token over mTLS with this client certificate, and make sure the load balancer forwards the certificate the client presented',
   internal_error: 'unexpected failure: please report it with the --json output (it holds no token)',
@@ -188,7 +189,8 @@ const REASON_STEPS: Readonly<Record<string, readonly StepId[]>> = {
   certificate_untrusted: ['chain'], certificate_expired: ['chain'], certificate_not_yet_valid: ['chain'],
   certificate_chain_invalid: ['chain'], certificate_is_ca: ['chain'], certificate_not_for_client_auth: ['chain'],
   trust_anchors_unavailable: ['chain'], certificate_revoked: ['chain'], revocation_unknown: ['chain'],
-  token_not_bound: ['binding'], token_cnf_malformed: ['binding'], certificate_thumbprint_mismatch: ['binding'],
+  token_not_bound: ['binding'], token_cnf_malformed: ['binding'], token_cnf_unsupported: ['binding'],
+  certificate_thumbprint_mismatch: ['binding'],
 };
 
 function stepsOf(reason: ReasonCode): readonly StepId[] {
@@ -493,6 +495,7 @@ function explainHeader(
   const size = header.value.length + (header.chainValue?.length ?? 0);
   const result = decodeCertificateHeader(header.value, format, {
     maxHeaderSize: fromHeader.max_header_size, maxChainLength: fromHeader.max_chain_length,
+    xfccElements: fromHeader.xfcc_element_count,
   }, header.chainValue);
   const source = fromFiles
     ? `files encoded as ${format} (${size} characters, max_header_size ${fromHeader.max_header_size})`

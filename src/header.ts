@@ -20,11 +20,14 @@
  *   starts with a TAB), the same after obs-fold unfolding (RFC 9112 section 5.2: each fold becomes
  *   SP) and PEM whose line breaks a proxy replaced by spaces. The armour lines themselves must be
  *   exact, and only whitespace may appear outside the blocks, so nothing is ever guessed.
- * - `xfcc`: Envoy/Istio `x-forwarded-client-cert`. The LAST element is used (the nearest proxy
- *   appended it). `Chain=` (URL-encoded PEM, leaf included) wins over `Cert=` (URL-encoded PEM
- *   leaf); when both are present they must agree on the leaf, and `Hash=` (hex SHA-256 of the leaf
- *   DER) must match when present. The whole header must parse: without that, element boundaries,
- *   and so "the last element", would be a guess.
+ * - `xfcc`: Envoy/Istio `x-forwarded-client-cert`. The header must hold exactly
+ *   `xfcc_element_count` elements (default 1: Envoy's SANITIZE_SET), and the FIRST is used: the one
+ *   the client-facing Envoy wrote; later hops (APPEND_FORWARD) append after it. Envoy writes SAN
+ *   values unquoted and unescaped, so a client certificate's SAN can add `,` and `;` structure:
+ *   every element must look exactly like one Envoy writes (see the xfcc section below), or the
+ *   header is refused. `Chain=` (URL-encoded PEM, leaf included) wins over `Cert=` (URL-encoded
+ *   PEM leaf); when both are present they must agree on the leaf, and `Hash=` (hex SHA-256 of the
+ *   leaf DER) must match when present.
  * - `rfc9440`: `Client-Cert` (RFC 9440 section 2.2) is a Structured Field Byte Sequence
  *   (RFC 8941 section 3.3.5) holding the leaf DER; `Client-Cert-Chain` (section 2.3) is a List of
  *   Byte Sequences, leaf excluded, in TLS order. Item parameters (RFC 8941 section 3.1.2) are
@@ -46,6 +49,8 @@ export interface HeaderLimits {
   readonly maxHeaderSize: number;
   /** Most certificates accepted, leaf included. */
   readonly maxChainLength: number;
+  /** xfcc only: the exact number of elements the deployment's proxies write (default 1). */
+  readonly xfccElements?: number;
 }
 
 /**
@@ -68,7 +73,7 @@ export function decodeCertificateHeader(
     }
     if (isBlank(value)) return fail('certificate_missing', 'the certificate header is empty');
     const certs = new CertificateList(limits.maxChainLength);
-    const outcome = decodeFormat(value, format, chain, certs);
+    const outcome = decodeFormat(value, format, chain, limits.xfccElements ?? 1, certs);
     if (outcome !== undefined) return { ok: false, error: outcome };
     if (certs.items.length === 0) return fail('certificate_missing', 'the certificate header holds no certificate');
     return ok(certs.items);
@@ -84,12 +89,14 @@ function malformed(detail: string): Failure {
   return { reason: 'certificate_header_malformed', detail };
 }
 
-function decodeFormat(value: string, format: HeaderFormat, chain: string, certs: CertificateList): Failure | undefined {
+function decodeFormat(
+  value: string, format: HeaderFormat, chain: string, xfccElements: number, certs: CertificateList,
+): Failure | undefined {
   switch (format) {
     case 'base64_encoded': return decodeBase64List(value, certs);
     case 'url_encoded': return decodeUrlEncodedPem(value, 'the header', certs);
     case 'pem': return decodePem(value, 'the header', certs);
-    case 'xfcc': return decodeXfcc(value, certs);
+    case 'xfcc': return decodeXfcc(value, xfccElements, certs);
     case 'rfc9440': return decodeRfc9440(value, chain, certs);
     default: return malformed('unknown certificate header format');
   }
@@ -378,42 +385,60 @@ function decodeUrlEncodedPem(text: string, where: string, certs: CertificateList
 
 // ---------------------------------------------------------------------------------------------
 // xfcc: Envoy x-forwarded-client-cert.
+//
+// Envoy builds each element by plain concatenation (conn_manager_utility.cc,
+// mutateXfccRequestHeader): `By=<its own URI SAN>` (one per SAN), `Hash=<hex SHA-256 of the peer
+// leaf>`, then, as configured in set_current_client_cert_details and always in this order,
+// `Cert="<url-encoded PEM>"`, `Chain="<url-encoded PEM>"`, `Subject="<RFC 2253 DN>"`, `URI=<SAN>`
+// (one per URI SAN) and `DNS=<SAN>` (one per DNS SAN), joined with `;`. SANITIZE_SET replaces the
+// header with that one element, APPEND_FORWARD appends it after a `,`. Cert, Chain and Subject are
+// quoted (PEM is url-encoded, BoringSSL escapes `"` and `\` in the DN), but URI and DNS values are
+// the certificate's bytes, neither quoted nor escaped: a client certificate whose SAN holds
+// `x,Cert="..."` or `x;Cert="..."` makes Envoy write structure the client chose. What this parser
+// refuses is exactly what such a SAN can add: an element count other than the configured one,
+// any key but URI/DNS after a URI or DNS value, a quoted URI/DNS/By/Hash value, a key Envoy
+// never writes, a certificate key twice, an empty element.
 
-/** The certificate fields of one XFCC element (keys compared case-insensitively). */
+/** The keys Envoy writes (compared case-insensitively). */
+type XfccKey = 'by' | 'hash' | 'cert' | 'chain' | 'subject' | 'uri' | 'dns';
+const XFCC_KEYS: ReadonlySet<string> = new Set<XfccKey>(['by', 'hash', 'cert', 'chain', 'subject', 'uri', 'dns']);
+/** Keys Envoy writes at most once per element. */
+const XFCC_SINGLE: ReadonlySet<XfccKey> = new Set<XfccKey>(['hash', 'cert', 'chain', 'subject']);
+/** Keys whose values Envoy never quotes (a leading quote came from the certificate or the client). */
+const XFCC_BARE: ReadonlySet<XfccKey> = new Set<XfccKey>(['by', 'hash', 'uri', 'dns']);
+const XFCC_NAMES: Readonly<Record<XfccKey, string>> = {
+  by: 'By', hash: 'Hash', cert: 'Cert', chain: 'Chain', subject: 'Subject', uri: 'URI', dns: 'DNS',
+};
+
+/** The certificate fields of the element used. */
 interface XfccFields {
   cert?: string;
   chain?: string;
   hash?: string;
-  /** A certificate field given twice in the element. */
-  duplicate?: string;
 }
 
-type XfccField = 'cert' | 'chain' | 'hash';
+interface XfccHeader {
+  /** Number of elements in the header. */
+  readonly elements: number;
+  /** Fields of the first element: the one the client-facing proxy wrote when the count is as configured. */
+  readonly first: XfccFields;
+}
 
 /**
- * Parses the whole header, elements (`,`) of `Key=Value` pairs (`;`), and returns the certificate
- * fields of the last element, or null when there is none. A value may be a quoted string with
- * backslash escapes; commas and semicolons inside quotes don't split. Empty elements are ignored
- * (RFC 9110 section 5.6.1.2). Linear, and only the Cert/Chain/Hash values are ever copied.
+ * Parses the whole header: elements (`,`) of `Key=Value` pairs (`;`), with optional whitespace
+ * around separators. A Cert, Chain or Subject value may be a quoted string with backslash escapes.
+ * Linear, and only the first element's Cert/Chain/Hash values are copied. Returns why the header
+ * is refused, as a phrase, when it is not exactly what Envoy writes.
  */
-function parseXfcc(text: string): XfccFields | null | string {
-  let last: XfccFields | null = null;
-  let current: XfccFields = {};
-  let currentHasPairs = false;
-  let i = 0;
+function parseXfcc(text: string): XfccHeader | string {
+  const first: XfccFields = {};
+  let elements = 1;
+  let seen = new Set<XfccKey>();
+  let sanSeen = false;
+  let i = skipOws(text, 0);
   const n = text.length;
+  if (i >= n || text.charCodeAt(i) === 0x2c) return 'an empty element';
   for (;;) {
-    i = skipOws(text, i);
-    if (i >= n) break;
-    if (text.charCodeAt(i) === 0x2c /* , */) {
-      if (currentHasPairs) {
-        last = current;
-        current = {};
-        currentHasPairs = false;
-      }
-      i++;
-      continue;
-    }
     const keyStart = i;
     while (i < n) {
       const code = text.charCodeAt(i);
@@ -421,13 +446,26 @@ function parseXfcc(text: string): XfccFields | null | string {
       i++;
     }
     if (i === keyStart || text.charCodeAt(i) !== 0x3d) return 'a pair that is not Key=Value';
-    const field = certificateField(text, keyStart, i);
+    const name = text.slice(keyStart, i).toLowerCase();
+    if (!XFCC_KEYS.has(name)) return 'a key Envoy does not write';
+    const key = name as XfccKey;
+    const san = key === 'uri' || key === 'dns';
+    if (sanSeen && !san) {
+      return `${XFCC_NAMES[key]}= after a URI= or DNS= value in element ${elements} (Envoy writes SANs last and unescaped: a certificate SAN injected it)`;
+    }
+    sanSeen ||= san;
+    if (XFCC_SINGLE.has(key)) {
+      if (seen.has(key)) return `${XFCC_NAMES[key]} twice in element ${elements}`;
+      seen.add(key);
+    }
     i++;
+    const wanted = elements === 1 && (key === 'cert' || key === 'chain' || key === 'hash');
     let value = '';
     if (text.charCodeAt(i) === 0x22) {
+      if (XFCC_BARE.has(key)) return `a quoted ${XFCC_NAMES[key]} value (Envoy writes it bare: the quote came from a certificate or the client)`;
       const end = skipQuoted(text, i);
       if (end < 0) return 'an unterminated quoted value';
-      if (field !== undefined) value = unescapeQuoted(text.slice(i + 1, end - 1));
+      if (wanted) value = unescapeQuoted(text.slice(i + 1, end - 1));
       i = skipOws(text, end);
     } else {
       const valueStart = i;
@@ -437,30 +475,28 @@ function parseXfcc(text: string): XfccFields | null | string {
         if (code === 0x22) return 'a double quote inside an unquoted value';
         i++;
       }
-      if (field !== undefined) value = trimOws(text.slice(valueStart, i));
+      if (wanted) value = trimOws(text.slice(valueStart, i));
     }
-    if (field !== undefined) {
-      if (current[field] === undefined) current[field] = value;
-      else current.duplicate ??= field;
-    }
-    currentHasPairs = true;
+    if (wanted) first[key as XfccField] = value;
     if (i >= n) break;
     const separator = text.charCodeAt(i);
     if (separator === 0x3b) {
       i = skipOws(text, i + 1);
-      if (i >= n || text.charCodeAt(i) === 0x2c) return 'a ";" not followed by another pair';
-    } else if (separator !== 0x2c) {
+      if (i >= n || text.charCodeAt(i) === 0x2c || text.charCodeAt(i) === 0x3b) return 'a ";" not followed by another pair';
+    } else if (separator === 0x2c) {
+      i = skipOws(text, i + 1);
+      if (i >= n || text.charCodeAt(i) === 0x2c) return 'an empty element';
+      elements++;
+      seen = new Set<XfccKey>();
+      sanSeen = false;
+    } else {
       return 'unexpected text after a quoted value';
     }
   }
-  return currentHasPairs ? current : last;
+  return { elements, first };
 }
 
-function certificateField(text: string, start: number, end: number): XfccField | undefined {
-  if (end - start !== 4 && end - start !== 5) return undefined;
-  const key = text.slice(start, end).toLowerCase();
-  return key === 'cert' || key === 'chain' || key === 'hash' ? key : undefined;
-}
+type XfccField = 'cert' | 'chain' | 'hash';
 
 /** Index just past the quoted string opening at `open`, or -1 when it never closes. */
 function skipQuoted(text: string, open: number): number {
@@ -479,19 +515,25 @@ function unescapeQuoted(inner: string): string {
 
 const SHA256_HEX = /^[0-9a-fA-F]{64}$/;
 
-function decodeXfcc(value: string, certs: CertificateList): Failure | undefined {
-  const fields = parseXfcc(value);
-  if (typeof fields === 'string') return malformed(`x-forwarded-client-cert has ${fields}`);
-  if (fields === null) return { reason: 'certificate_missing', detail: 'x-forwarded-client-cert has no element' };
-  const { cert, chain, hash } = fields;
-  if (fields.duplicate !== undefined) {
-    return malformed(`the last x-forwarded-client-cert element has ${fields.duplicate} twice`);
+function plural(count: number): string {
+  return count === 1 ? '1 element' : `${count} elements`;
+}
+
+function decodeXfcc(value: string, expectedElements: number, certs: CertificateList): Failure | undefined {
+  const parsed = parseXfcc(value);
+  if (typeof parsed === 'string') return malformed(`x-forwarded-client-cert has ${parsed}`);
+  if (parsed.elements !== expectedElements) {
+    const why = parsed.elements > expectedElements
+      ? 'a certificate SAN may have injected one, or a proxy appended one the configuration does not expect'
+      : 'a proxy hop the configuration expects did not add its element';
+    return malformed(`x-forwarded-client-cert has ${plural(parsed.elements)}, xfcc_element_count is ${expectedElements} (${why})`);
   }
+  const { cert, chain, hash } = parsed.first;
   for (const [name, field] of [['Cert', cert], ['Chain', chain], ['Hash', hash]] as const) {
-    if (field === '') return malformed(`the last x-forwarded-client-cert element has an empty ${name}`);
+    if (field === '') return malformed(`the first x-forwarded-client-cert element has an empty ${name}`);
   }
   if (cert === undefined && chain === undefined) {
-    return { reason: 'certificate_missing', detail: 'the last x-forwarded-client-cert element has no Cert or Chain' };
+    return { reason: 'certificate_missing', detail: 'the first x-forwarded-client-cert element has no Cert or Chain' };
   }
   if (hash !== undefined && !SHA256_HEX.test(hash)) {
     return malformed('the x-forwarded-client-cert Hash is not 64 hex digits (SHA-256)');

@@ -101,20 +101,27 @@ function resolveClaim(value: unknown, segments: readonly string[], from = 0): un
 }
 
 /**
- * A claim value as header text: strings as they are, numbers and booleans printed, arrays joined
- * with ", " (non-string elements JSON-encoded), objects JSON-encoded. Null, "" and [] are absent.
+ * A claim value as header text: strings as they are, numbers and booleans printed, arrays and
+ * objects as JSON (RFC 8259). Null, "" and [] are absent.
+ *
+ * Arrays are JSON, not items joined with ", ": joined, a role named "a, b" would read upstream
+ * exactly like the two roles "a" and "b". JSON keeps every element's boundary (a string element's
+ * own quotes and commas are escaped), and JSON.stringify escapes control characters, so the value
+ * never carries CR/LF. An upstream reads the header with one JSON.parse when it starts with "[".
  */
 export function formatClaimValue(value: unknown): string | null {
   if (value === null || value === undefined) return null;
   if (typeof value === 'string') return value === '' ? null : value;
   if (typeof value === 'number') return Number.isFinite(value) ? String(value) : null;
   if (typeof value === 'boolean') return String(value);
-  if (Array.isArray(value)) {
-    if (value.length === 0) return null;
-    return value.map((v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v) ?? 'null')).join(', ');
-  }
+  if (Array.isArray(value)) return value.length === 0 ? null : jsonArray(value);
   if (isPlainObject(value)) return JSON.stringify(value);
   return null;
+}
+
+/** A JSON array; elements JSON.stringify cannot represent (undefined, functions) become null, as in JSON. */
+function jsonArray(values: readonly unknown[]): string {
+  return `[${values.map((v: unknown) => JSON.stringify(v) ?? 'null').join(',')}]`;
 }
 
 function certificateValue(fact: CertificatePath, cert: CertificateFacts | null): string | null {
@@ -124,7 +131,9 @@ function certificateValue(fact: CertificatePath, cert: CertificateFacts | null):
     case 'cert.issuer': return cert.issuer === '' ? null : cert.issuer;
     case 'cert.serial': return cert.serialNumber;
     case 'cert.thumbprint': return cert.thumbprint;
-    case 'cert.san': return cert.subjectAltNames.length === 0 ? null : cert.subjectAltNames.join(', ');
+    // A JSON array of "TYPE:value" strings: a SAN is the certificate holder's text, and a crafted
+    // one holding ", URI:..." must not read upstream like a second name.
+    case 'cert.san': return cert.subjectAltNames.length === 0 ? null : jsonArray(cert.subjectAltNames);
   }
 }
 

@@ -308,6 +308,7 @@ export class Verifier {
     const decoded = decodeCertificateHeader(value, fromHeader.certificate_header_format, {
       maxHeaderSize: fromHeader.max_header_size,
       maxChainLength: fromHeader.max_chain_length,
+      xfccElements: fromHeader.xfcc_element_count,
     }, chainValue);
     if (!decoded.ok) return decoded;
     const validated = await anchors.value.validator.validate(decoded.value);

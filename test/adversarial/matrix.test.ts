@@ -220,7 +220,11 @@ describe('adversarial matrix through the real plugin server', () => {
       { name: `64 KiB token (${big.length} characters)`, headers: [bearer(big), chain], oversized: true,
         expect: reject(401, 'token_too_large', `the token has ${big.length} characters; at most 16384 are accepted`) },
       // cnf (RFC 8705 3.1, RFC 7800 3.1)
-      { name: 'cnf with extra members passes', headers: [bearer(sign(claims({ cnf: { 'x5t#S256': thumb, jkt: 'abc', 'x5t': 'legacy', other: [1] } }))), chain], expect: null },
+      // A confirmation the plugin cannot check is refused, even next to a matching x5t#S256.
+      { name: 'cnf with extra members is refused', headers: [bearer(sign(claims({ cnf: { 'x5t#S256': thumb, jkt: 'abc', 'x5t': 'legacy', other: [1] } }))), chain],
+        expect: reject(401, 'token_cnf_unsupported', 'the token is bound by a confirmation method this plugin does not check (cnf "jkt", "x5t", "other"); only x5t#S256 is checked') },
+      { name: 'an empty cnf object', headers: [bearer(sign(claims({ cnf: {} }))), chain],
+        expect: reject(401, 'token_cnf_malformed', 'the cnf claim is an empty object: it confirms no key') },
       { name: 'cnf is a number', headers: [bearer(sign(claims({ cnf: 12345 }))), chain],
         expect: reject(401, 'token_cnf_malformed', 'the cnf claim is not a JSON object') },
       { name: 'cnf is an array', headers: [bearer(sign(claims({ cnf: [{ 'x5t#S256': thumb }] }))), chain],
@@ -236,7 +240,7 @@ describe('adversarial matrix through the real plugin server', () => {
       { name: 'cnf x5t#S256 padded base64url', headers: [bearer(sign(claims({ cnf: { 'x5t#S256': `${thumb}=` } }))), chain],
         expect: reject(401, 'token_cnf_malformed', 'cnf x5t#S256 is not a base64url SHA-256 thumbprint (base64url must not be padded)') },
       { name: 'cnf with only jkt (DPoP-bound) on a strict route', headers: [bearer(sign(claims({ cnf: { jkt: thumb } }))), chain],
-        expect: reject(401, 'token_not_bound', 'the access token is not certificate-bound (no cnf x5t#S256 claim)') },
+        expect: reject(401, 'token_cnf_unsupported', 'the token is bound by a confirmation method this plugin does not check (cnf "jkt"); only x5t#S256 is checked') },
       { name: 'bound to another certificate', headers: [bearer(sign(boundClaims(idp.issuer, pki.otherClient))), chain],
         expect: reject(401, 'certificate_thumbprint_mismatch', notBound) },
       // the token in two places (RFC 6750 2, 3.1 invalid_request)

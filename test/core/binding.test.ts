@@ -14,11 +14,28 @@ describe('cnf x5t#S256 extraction (RFC 8705 section 3.1, RFC 7800 section 3.1)',
   test('no cnf claim means an unbound token', () => {
     assert.deepEqual(boundThumbprint({ sub: 'x' }), { ok: true, value: null });
   });
-  test('cnf with only other confirmation methods (jkt) is not certificate-bound', () => {
-    assert.deepEqual(boundThumbprint({ cnf: { jkt: 'abc' } }), { ok: true, value: null });
+  test('cnf with only x5t#S256 yields the thumbprint', () => {
+    assert.deepEqual(boundThumbprint({ cnf: { 'x5t#S256': THUMB } }), { ok: true, value: THUMB });
   });
-  test('cnf with x5t#S256 and extra members yields the thumbprint', () => {
-    assert.deepEqual(boundThumbprint({ cnf: { 'x5t#S256': THUMB, jkt: 'z' } }), { ok: true, value: THUMB });
+  // A confirmation the plugin cannot check: refused, never accepted as a plain bearer token.
+  for (const [name, cnf] of [
+    ['jkt (DPoP)', { jkt: 'abc' }], ['jwk', { jwk: { kty: 'EC' } }], ['jwe', { jwe: 'x.y.z' }], ['jku + kid', { jku: 'https://k', kid: '1' }],
+    ['x5t#S256 next to jkt', { 'x5t#S256': THUMB, jkt: 'z' }], ['x5t (SHA-1)', { x5t: 'abc' }], ['a lower-case x5t#s256', { 'x5t#s256': THUMB }],
+    ['an unknown member', { foo: 1 }],
+  ] as const) {
+    test(`cnf with ${name} is token_cnf_unsupported`, () => {
+      const result = boundThumbprint({ cnf });
+      assert.equal(reason(result), 'token_cnf_unsupported');
+      assert.ok(!result.ok && result.error.detail.includes('only x5t#S256 is checked'));
+    });
+  }
+  test('an empty cnf object is token_cnf_malformed (it confirms no key)', () => {
+    assert.equal(reason(boundThumbprint({ cnf: {} })), 'token_cnf_malformed');
+  });
+  test('member names in the detail are quoted and cut (issuer-signed, still never echoed whole)', () => {
+    const result = boundThumbprint({ cnf: { ['"x'.repeat(100)]: 1, b: 1, c: 1, d: 1 } });
+    assert.ok(!result.ok && result.error.detail.length < 200, result.ok ? '' : result.error.detail);
+    assert.ok(!result.ok && result.error.detail.includes(', ...'));
   });
   for (const [name, cnf] of [
     ['a string', 'abc'], ['a number', 5], ['an array', [THUMB]], ['null', null],
@@ -74,8 +91,9 @@ describe('binding decision per proof_of_possession_mtls mode', () => {
   test('optional: bound token with the wrong certificate is rejected', () => {
     assert.equal(reason(checkBinding('optional', THUMB, OTHER)), 'certificate_thumbprint_mismatch');
   });
-  test('off: nothing is checked', () => {
-    assert.equal(reason(checkBinding('off', THUMB, OTHER)), 'ok');
+  test('off: an unbound token passes; a certificate-bound one is refused, since its binding would go unchecked', () => {
+    assert.equal(reason(checkBinding('off', THUMB, OTHER)), 'token_cnf_unsupported');
+    assert.equal(reason(checkBinding('off', THUMB, THUMB)), 'token_cnf_unsupported');
     assert.equal(reason(checkBinding('off', null, null)), 'ok');
   });
   test('certificate requirement follows the mode', () => {

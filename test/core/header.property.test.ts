@@ -92,7 +92,8 @@ interface Variation {
   readonly quoted: boolean;
   readonly withCert: boolean;
   readonly withHash: boolean;
-  readonly earlierElements: number;
+  /** xfcc: elements APPEND_FORWARD hops add after the client's (xfcc_element_count is 1 + this). */
+  readonly laterElements: number;
   readonly parameters: boolean;
 }
 
@@ -107,7 +108,7 @@ const variation: fc.Arbitrary<Variation> = fc.record({
   quoted: fc.boolean(),
   withCert: fc.boolean(),
   withHash: fc.boolean(),
-  earlierElements: fc.integer({ min: 0, max: 2 }),
+  laterElements: fc.integer({ min: 0, max: 2 }),
   parameters: fc.boolean(),
 });
 
@@ -139,9 +140,9 @@ function encode(format: HeaderFormat, chain: readonly Buffer[], v: Variation): [
       if (useCert) pairs.push(`Cert=${quote(escaped(pemOf(leaf, v.width, v.eol), v.escape))}`);
       if (!useCert || chain.length > 1) pairs.push(`Chain=${quote(escaped(pem, v.escape))}`);
       pairs.push('Subject="CN=client,O=\\"a;b\\""', 'URI=spiffe://cluster.local/ns/a/sa/c');
-      const earlier = Array.from({ length: v.earlierElements },
-        () => `By=spiffe://x;Cert="${escapeAll(pki.rogueClient.pem)}";Subject="CN=x,O=y"`);
-      return [[...earlier, pairs.join(';')].join(v.separator), undefined];
+      const later = Array.from({ length: v.laterElements },
+        () => `By=spiffe://x;Hash=${'ab'.repeat(32)};Cert="${escapeAll(pki.rogueClient.pem)}";Subject="CN=x,O=y";URI=spiffe://y`);
+      return [[pairs.join(';'), ...later].join(v.separator), undefined];
     }
     case 'rfc9440': {
       const item = (der: Buffer): string => `:${b64(der)}:${v.parameters ? ';a=1;b="x";*c' : ''}`;
@@ -159,7 +160,7 @@ describe('decodeCertificateHeader properties', () => {
       fc.assert(fc.property(chainArbitrary(), variation, (indexes, v) => {
         const chain = indexes.map((i) => (certs[i] as Issued).der);
         const [value, chainValue] = encode(format, chain, v);
-        const result = decodeCertificateHeader(value, format, LIMITS, chainValue);
+        const result = decodeCertificateHeader(value, format, { ...LIMITS, xfccElements: 1 + v.laterElements }, chainValue);
         if (!result.ok) assert.fail(`${format}: ${result.error.reason}: ${result.error.detail}`);
         assert.deepEqual(result.value.map((b) => b.toString('hex')), chain.map((b) => b.toString('hex')));
       }), { numRuns: 120 });

@@ -217,13 +217,23 @@ describe('xfcc (Envoy / Istio x-forwarded-client-cert)', () => {
     assertDers(decodeCertificateHeader(value, 'xfcc', LIMITS), [pki.client.der]);
   });
 
-  test('several elements: the last one (the nearest proxy) wins, and its Chain gives leaf first', () => {
-    const earlier = `By=spiffe://a;Cert="${escapeAll(pki.otherClient.pem)}";Subject="CN=client-2,O=x"`;
-    const last = `By=spiffe://b;Hash=${hash(pki.client.der).toUpperCase()};Cert="${escapeAll(pki.client.pem)}";`
+  test('several elements: with xfcc_element_count n the first one (the client-facing Envoy) is used, and its Chain gives leaf first', () => {
+    const first = `By=spiffe://b;Hash=${hash(pki.client.der).toUpperCase()};Cert="${escapeAll(pki.client.pem)}";`
       + `Chain="${escapeAll(pki.client.pem + pki.intermediate.pem)}";Subject="CN=client-1,O=y"`;
-    assertDers(decodeCertificateHeader(`${earlier},${last}`, 'xfcc', LIMITS), [pki.client.der, pki.intermediate.der]);
-    assertDers(decodeCertificateHeader(`${earlier} , ${last}`, 'xfcc', LIMITS), [pki.client.der, pki.intermediate.der]);
-    assertDers(decodeCertificateHeader(`${last},${earlier}`, 'xfcc', LIMITS), [pki.otherClient.der]);
+    const hop = `By=spiffe://a;Hash=${hash(pki.otherClient.der)};Cert="${escapeAll(pki.otherClient.pem)}";Subject="CN=client-2,O=x";URI=spiffe://c`;
+    const two = { ...LIMITS, xfccElements: 2 };
+    assertDers(decodeCertificateHeader(`${first},${hop}`, 'xfcc', two), [pki.client.der, pki.intermediate.der]);
+    assertDers(decodeCertificateHeader(`${first} , ${hop}`, 'xfcc', two), [pki.client.der, pki.intermediate.der]);
+    assertDers(decodeCertificateHeader(`${hop},${first}`, 'xfcc', two), [pki.otherClient.der]);
+    assertDers(decodeCertificateHeader(`${hop},${first},${hop}`, 'xfcc', { ...LIMITS, xfccElements: 3 }), [pki.otherClient.der]);
+  });
+
+  test('an element count other than xfcc_element_count is refused, in both directions', () => {
+    const element = `Hash=${hash(pki.client.der)};Cert="${escapeAll(pki.client.pem)}"`;
+    assert.equal(failed(decodeCertificateHeader(`${element},${element}`, 'xfcc', LIMITS), 'certificate_header_malformed'),
+      'x-forwarded-client-cert has 2 elements, xfcc_element_count is 1 (a certificate SAN may have injected one, or a proxy appended one the configuration does not expect)');
+    assert.match(failed(decodeCertificateHeader(element, 'xfcc', { ...LIMITS, xfccElements: 2 }), 'certificate_header_malformed'),
+      /has 1 element, xfcc_element_count is 2/);
   });
 
   test('unquoted Cert, Chain without Cert, and lower-case keys are accepted', () => {
@@ -244,9 +254,10 @@ describe('xfcc (Envoy / Istio x-forwarded-client-cert)', () => {
       'the x-forwarded-client-cert Chain does not start with the Cert certificate');
   });
 
-  test('no Cert or Chain in the last element is certificate_missing, even when an earlier one has one', () => {
+  test('no Cert or Chain in the first element is certificate_missing, even when a later one has one', () => {
     failed(decodeCertificateHeader('By=spiffe://a;Hash=00;Subject="CN=x"', 'xfcc', LIMITS), 'certificate_missing');
-    failed(decodeCertificateHeader(`Cert="${escapeAll(pki.client.pem)}",By=spiffe://b;URI=spiffe://c`, 'xfcc', LIMITS), 'certificate_missing');
+    failed(decodeCertificateHeader(`By=spiffe://b;URI=spiffe://c,Cert="${escapeAll(pki.client.pem)}"`, 'xfcc', { ...LIMITS, xfccElements: 2 }),
+      'certificate_missing');
   });
 
   test('broken syntax anywhere is certificate_header_malformed', () => {
@@ -264,6 +275,51 @@ describe('xfcc (Envoy / Istio x-forwarded-client-cert)', () => {
       `Cert="${escapeAll(pki.client.pem)}%ZZ"`, // bad percent escape
     ];
     for (const value of cases) failed(decodeCertificateHeader(value, 'xfcc', LIMITS), 'certificate_header_malformed');
+  });
+
+  test('what Envoy legitimately writes passes: several URI= and DNS=, an empty URI=, `=` in a SAN, a Subject with quotes, commas, `;` and `=`', () => {
+    const envoy = `By=spiffe://a;By=spiffe://b;Hash=${hash(pki.client.der)};Cert="${escapeAll(pki.client.pem)}";`
+      + 'Subject="CN=a\\,b\\;c\\=d,O=\\"x\\"\\\\";URI=spiffe://x/y?p=q;URI=;DNS=a.example;DNS=*.b.example';
+    assertDers(decodeCertificateHeader(envoy, 'xfcc', LIMITS), [pki.client.der]);
+  });
+
+  test('a certificate SAN that injects structure is refused (Envoy writes URI= and DNS= unquoted and unescaped)', () => {
+    const own = `Hash=${hash(pki.rogueClient.der)};Cert="${escapeAll(pki.rogueClient.pem)}";Subject="CN=attacker"`;
+    const victim = `Cert="${escapeAll(pki.client.pem)}"`;
+    const cases: Array<[string, string, RegExp]> = [
+      ['a new element through a URI SAN', `${own};URI=spiffe://x,${victim}`, /has 2 elements/],
+      ['a new element through a DNS SAN', `${own};DNS=a.example,Hash=${hash(pki.client.der)};${victim}`, /has 2 elements/],
+      ['an element through the second of several SANs', `${own};URI=spiffe://ok;URI=spiffe://x,${victim};URI=y`, /has 2 elements/],
+      ['Cert= in the same element after URI=', `Hash=${hash(pki.rogueClient.der)};URI=spiffe://x;${victim}`, /Cert= after a URI= or DNS= value/],
+      ['Chain= after DNS=', `${own};DNS=a;Chain="${escapeAll(pki.client.pem)}"`, /Chain= after a URI= or DNS= value/],
+      ['Hash= after URI=', `Cert="${escapeAll(pki.client.pem)}";URI=x;Hash=${hash(pki.client.der)}`, /Hash= after a URI= or DNS= value/],
+      ['Subject= after DNS=', `${own.replace(';Subject="CN=attacker"', '')};DNS=a;Subject="CN=x"`, /Subject= after a URI= or DNS= value/],
+      ['By= after URI=', `${own};URI=x;By=spiffe://y`, /By= after a URI= or DNS= value/],
+      ['a key Envoy does not write', `${own};URI=x;X=y`, /a key Envoy does not write/],
+      ['an unknown key anywhere', `Foo=bar;${own}`, /a key Envoy does not write/],
+      ['a quoted URI value that swallows separators', `${own};URI="x,${victim};y"`, /a quoted URI value/],
+      ['a quoted DNS value', `${own};DNS="a.example"`, /a quoted DNS value/],
+      ['a quoted Hash', `Hash="${hash(pki.client.der)}";${victim}`, /a quoted Hash value/],
+      ['Subject twice', `${own};Subject="CN=x"`, /Subject twice/],
+      ['Cert and cert', `${own};cert="${escapeAll(pki.client.pem)}"`, /Cert twice/],
+      ['Hash twice', `${own};Hash=${hash(pki.client.der)}`, /Hash twice/],
+      ['a trailing empty element', `${own};URI=x,`, /an empty element/],
+      ['an empty element in the middle', `${own},,${victim}`, /an empty element/],
+      ['a leading empty element', `,${own}`, /an empty element/],
+      ['a dangling ; before a comma', `${own};,${victim}`, /";" not followed by another pair/],
+      // A producer that does not escape the DN (BoringSSL does): a trailing backslash in the subject
+      // escapes the closing quote and the quoted string runs on into a SAN.
+      ['a Subject whose trailing backslash swallows a SAN', `${own.replace('"CN=attacker"', '"CN=x\\"')};URI=";${victim}`, /Cert twice/],
+    ];
+    for (const [name, value, detail] of cases) {
+      assert.match(failed(decodeCertificateHeader(value, 'xfcc', LIMITS), 'certificate_header_malformed'), detail, name);
+      // The shape rules hold whatever the count: with two elements expected, an injected second
+      // element leaves the first (the attacker's own certificate) in use, which is safe; every
+      // other case is still refused.
+      const withTwo = decodeCertificateHeader(value, 'xfcc', { ...LIMITS, xfccElements: 2 });
+      if (detail.source.includes('elements')) assertDers(withTwo, [pki.rogueClient.der]);
+      else failed(withTwo, 'certificate_header_malformed');
+    }
   });
 });
 
@@ -443,10 +499,11 @@ describe('limits, emptiness and the outer DER check', () => {
     const limits = { maxHeaderSize: 1_048_576, maxChainLength: 64 };
     const n = 1_000_000;
     const inputs: Array<[string, HeaderFormat, ReasonCode]> = [
-      [`a="${'\\"'.repeat(n / 2 - 4)}"`, 'xfcc', 'certificate_missing'],
-      [`${'a=b;'.repeat(n / 4 - 10)}Cert=x`, 'xfcc', 'certificate_header_malformed'],
-      [`a="${'\\x'.repeat(n / 2 - 4)}`, 'xfcc', 'certificate_header_malformed'],
-      [','.repeat(n), 'xfcc', 'certificate_missing'],
+      [`Subject="${'\\"'.repeat(n / 2 - 10)}"`, 'xfcc', 'certificate_missing'],
+      [`${'URI=b;'.repeat(n / 6 - 10)}Cert=x`, 'xfcc', 'certificate_header_malformed'],
+      [`${'URI=b,'.repeat(n / 6 - 10)}Cert=x`, 'xfcc', 'certificate_header_malformed'],
+      [`Subject="${'\\x'.repeat(n / 2 - 10)}`, 'xfcc', 'certificate_header_malformed'],
+      [','.repeat(n), 'xfcc', 'certificate_header_malformed'],
       ['%41'.repeat(n / 3), 'url_encoded', 'certificate_header_malformed'],
       [`-----BEGIN CERTIFICATE-----${' '.repeat(n - 30)}`, 'pem', 'certificate_header_malformed'],
       [`-----BEGIN CERTIFICATE-----${'A'.repeat(n - 60)}-----END CERTIFICATE-----`, 'pem', 'certificate_malformed'],

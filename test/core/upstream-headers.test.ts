@@ -26,7 +26,7 @@ function rules(entries: Record<string, string>): UpstreamHeaderRule[] {
 }
 
 describe('claim paths and values', () => {
-  test('nested claims, arrays joined with ", ", objects JSON, scalars printed, dotted claim names matched whole', () => {
+  test('nested claims, arrays and objects JSON, scalars printed, dotted claim names matched whole', () => {
     const claims = {
       sub: 'user-1', n: 42, admin: false, realm_access: { roles: ['a', 'b', 'c'] }, org: { id: 7, name: 'x' },
       'https://example.com/roles': ['r1', { deep: 1 }], empty: '', none: null, list: [],
@@ -37,8 +37,8 @@ describe('claim paths and values', () => {
       'X-Too-Deep': 'sub.x',
     }), []);
     assert.deepEqual(plan.build(claims, null).headers, {
-      'X-Sub': 'user-1', 'X-N': '42', 'X-Admin': 'false', 'X-Roles': 'a, b, c', 'X-Org': '{"id":7,"name":"x"}',
-      'X-Ns': 'r1, {"deep":1}', 'X-Empty': [], 'X-None': [], 'X-List': [], 'X-Absent': [], 'X-Too-Deep': [],
+      'X-Sub': 'user-1', 'X-N': '42', 'X-Admin': 'false', 'X-Roles': '["a","b","c"]', 'X-Org': '{"id":7,"name":"x"}',
+      'X-Ns': '["r1",{"deep":1}]', 'X-Empty': [], 'X-None': [], 'X-List': [], 'X-Absent': [], 'X-Too-Deep': [],
     });
   });
 
@@ -48,9 +48,27 @@ describe('claim paths and values', () => {
     }), []);
     assert.deepEqual(plan.build({}, CERT).headers, {
       'X-S': 'CN=client-1,O=mtls-pop tests', 'X-I': 'CN=Issuing CA', 'X-N': '0A1B', 'X-T': 'tp-abc',
-      'X-San': 'DNS:client-1.example, URI:spiffe://example/client-1',
+      'X-San': '["DNS:client-1.example","URI:spiffe://example/client-1"]',
     });
     assert.deepEqual(plan.build({}, null).headers, { 'X-S': [], 'X-I': [], 'X-N': [], 'X-T': [], 'X-San': [] });
+  });
+
+  test('one crafted SAN or array element never reads upstream like two (JSON keeps the boundaries)', () => {
+    const crafted = { ...CERT, subjectAltNames: ['DNS:a.example, URI:spiffe://admin', 'URI:x"],["y'] };
+    const genuine = { ...CERT, subjectAltNames: ['DNS:a.example', 'URI:spiffe://admin'] };
+    const plan = new UpstreamHeaderPlan(rules({ 'X-San': 'cert.san', 'X-Roles': 'roles' }), []);
+    const one = plan.build({ roles: ['reader, admin'] }, crafted).headers;
+    const two = plan.build({ roles: ['reader', 'admin'] }, genuine).headers;
+    assert.notEqual(one['X-San'], two['X-San']);
+    assert.notEqual(one['X-Roles'], two['X-Roles']);
+    assert.deepEqual(JSON.parse(one['X-San'] as string), crafted.subjectAltNames);
+    assert.deepEqual(JSON.parse(two['X-San'] as string), genuine.subjectAltNames);
+    assert.deepEqual(JSON.parse(one['X-Roles'] as string), ['reader, admin']);
+    assert.deepEqual(JSON.parse(two['X-Roles'] as string), ['reader', 'admin']);
+    // A one-element array is still an array; a plain string claim stays plain text.
+    assert.equal(formatClaimValue(['only']), '["only"]');
+    assert.equal(formatClaimValue('a, b'), 'a, b');
+    assert.equal(formatClaimValue(['a\r\nX-Admin: 1']), '["a\\r\\nX-Admin: 1"]', 'controls are escaped inside JSON');
   });
 
   test('inherited properties are never read as claims; a header named __proto__ stays a header', () => {

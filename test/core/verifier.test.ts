@@ -161,7 +161,7 @@ describe('verifier: the whole decision', () => {
     const decision = await verifier.verify({ ...good, headersTruncated: true });
     assert.deepEqual(denied(decision), {
       status: 400, reason: 'request_headers_too_many',
-      challenge: 'Bearer realm="api.example", error="invalid_request", error_description="the request has more header lines than the gateway hands to the plugin"',
+      challenge: 'Bearer realm="api.example", error="invalid_request", error_description="the request has too many header lines"',
     });
     assert.equal((await verifier.verify({ ...good, headersTruncated: false })).allow, true);
   });
@@ -187,10 +187,33 @@ describe('verifier: the whole decision', () => {
     assert.equal(good.allow, true);
   });
 
-  test('off: a bound token passes with no certificate', async () => {
+  test('off: an unbound token passes; a certificate-bound one is refused (token_cnf_unsupported), with or without its certificate', async () => {
     const verifier = new Verifier(config({ proof_of_possession_mtls: 'off' }));
+    const unbound = boundClaims(pki.client);
+    delete unbound['cnf'];
+    assert.equal((await verifier.verify(await facts(await idp.sign(unbound), null))).allow, true);
     const decision = await verifier.verify(await facts(await idp.sign(boundClaims(pki.client)), null));
-    assert.equal(decision.allow, true);
+    assert.equal(denied(decision).reason, 'token_cnf_unsupported');
+    const withCert = await verifier.verify(await facts(await idp.sign(boundClaims(pki.directClient)), haproxyHeader(pki.directClient)));
+    assert.equal(denied(withCert).reason, 'token_cnf_unsupported');
+  });
+
+  test('a token bound by a confirmation the plugin cannot check (DPoP jkt, jwk, x5t#S256 next to jkt) is refused in every mode', async () => {
+    const unchecked: Array<Record<string, unknown>> = [
+      { jkt: '0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I' },
+      { jwk: { kty: 'EC', crv: 'P-256', x: 'a', y: 'b' } },
+      { 'x5t#S256': thumbprintS256(pki.directClient.der), jkt: '0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I' },
+    ];
+    for (const mode of ['strict', 'optional', 'off'] as const) {
+      const verifier = new Verifier(config({ proof_of_possession_mtls: mode }));
+      for (const cnf of unchecked) {
+        const decision = await verifier.verify(await facts(await idp.sign(boundClaims(pki.directClient, { cnf })), haproxyHeader(pki.directClient)));
+        assert.equal(denied(decision).reason, 'token_cnf_unsupported', `${mode} ${JSON.stringify(cnf)}`);
+        assert.equal(decision.allow === false && decision.response.status, 401);
+      }
+      const empty = await verifier.verify(await facts(await idp.sign(boundClaims(pki.directClient, { cnf: {} })), haproxyHeader(pki.directClient)));
+      assert.equal(denied(empty).reason, 'token_cnf_malformed', `${mode} empty cnf`);
+    }
   });
 
   test('malformed cnf is invalid_token', async () => {

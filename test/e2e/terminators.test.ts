@@ -20,7 +20,8 @@ import { GUARD_WWW_AUTHENTICATE } from '../harness/kong-emulator.js';
 const REALM = 'Bearer realm="localhost"';
 const NO_CERTIFICATE = `${REALM}, error="invalid_token", error_description="no client certificate was presented"`;
 const MISMATCH = `${REALM}, error="invalid_token", error_description="the client certificate thumbprint does not match the x5t#S256 claim"`;
-const UNTRUSTED_PEER = `${REALM}, error="invalid_token", error_description="the certificate header was ignored: the request did not come from a trusted proxy"`;
+/** Same sentence as a missing certificate: without display_errors a client cannot probe trusted_ips. */
+const UNTRUSTED_PEER = NO_CERTIFICATE;
 /** The post-function guard's own challenge (harness GUARD_LUA). */
 const GUARD_CHALLENGE = GUARD_WWW_AUTHENTICATE;
 

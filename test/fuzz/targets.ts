@@ -104,15 +104,19 @@ const HEADER_REASONS: ReadonlySet<ReasonCode> = new Set<ReasonCode>([
 
 const OWS = fc.constantFrom('', '', ' ', '  ', '\t', ' \t');
 const caseVariant = (word: string): fc.Arbitrary<string> => fc.constantFrom(word, word.toLowerCase(), word.toUpperCase());
-const xfccNoiseKey = fc.constantFrom('By', 'Subject', 'URI', 'DNS', 'X-Custom', 'by', 'spiffe');
 const xfccUnquoted = fc.string({ unit: fc.constantFrom(...'abcXYZ019:/.-_=+%@ '.split('')), maxLength: 24 }).map((s) => s.trim());
 const xfccQuoted = fc.string({ unit: fc.constantFrom(...'ab ,;=\\"x/'.split('')), maxLength: 24 })
   .map((s) => `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`);
-const xfccNoisePair = fc.tuple(xfccNoiseKey, fc.oneof(xfccUnquoted, xfccQuoted)).map(([k, v]) => `${k}=${v}`);
+/** Pairs Envoy writes before the certificate fields (its own URI SANs) and after them (the peer's SANs, always last). */
+const xfccBy = fc.array(xfccUnquoted.map((v) => `By=${v}`), { maxLength: 2 });
+const xfccSans = fc.array(fc.tuple(fc.constantFrom('URI', 'DNS', 'uri', 'dns'), xfccUnquoted).map(([k, v]) => `${k}=${v}`), { maxLength: 4 });
 
 interface Structured { readonly value: string; readonly chainValue?: string; readonly expected: readonly Uint8Array[] }
 
-/** An x-forwarded-client-cert value whose last element carries `chain`, with noise elements and pairs around it. */
+/**
+ * One x-forwarded-client-cert element as Envoy writes it (xfcc_element_count 1): By= pairs, then
+ * Hash/Cert/Chain/Subject in any order and case, then URI=/DNS= pairs, with optional whitespace.
+ */
 function generateXfcc(rng: Rng, chain: readonly Uint8Array[]): Structured {
   const leaf = chain[0] as Uint8Array;
   const pemOf = (der: Uint8Array): string => `-----BEGIN CERTIFICATE-----\n${Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END CERTIFICATE-----\n`;
@@ -120,19 +124,18 @@ function generateXfcc(rng: Rng, chain: readonly Uint8Array[]): Structured {
   const quoteMaybe = (text: string): string => (rng.bool() ? `"${text}"` : text);
   const useChain = chain.length > 1 || rng.bool(0.3);
   const useCert = !useChain || rng.bool(0.4);
-  const pairs: string[] = rng.draw(fc.array(xfccNoisePair, { maxLength: 4 }));
-  const insert = (pair: string): void => { pairs.splice(rng.int(pairs.length + 1), 0, pair); };
+  const middle: string[] = [];
+  const insert = (pair: string): void => { middle.splice(rng.int(middle.length + 1), 0, pair); };
   if (useCert) insert(`${rng.draw(caseVariant('Cert'))}=${quoteMaybe(escape(pemOf(leaf)))}`);
   if (useChain) insert(`${rng.draw(caseVariant('Chain'))}=${quoteMaybe(escape(chain.map(pemOf).join('')))}`);
   if (rng.bool(0.4)) {
     const hex = createHash('sha256').update(leaf).digest('hex');
     insert(`${rng.draw(caseVariant('Hash'))}=${rng.bool() ? hex.toUpperCase() : hex}`);
   }
+  if (rng.bool(0.5)) insert(`Subject=${rng.draw(xfccQuoted)}`);
+  const pairs = [...rng.draw(xfccBy), ...middle, ...rng.draw(xfccSans)];
   const separator = (): string => `${rng.draw(OWS)};${rng.draw(OWS)}`;
-  const last = pairs.join(separator());
-  const earlier = rng.draw(fc.array(fc.array(xfccNoisePair, { minLength: 1, maxLength: 3 }).map((p) => p.join(';')), { maxLength: 3 }));
-  const elements = [...earlier, ...(rng.bool(0.2) ? [''] : []), last];
-  return { value: `${rng.draw(OWS)}${elements.join(`${rng.draw(OWS)},${rng.draw(OWS)}`)}${rng.draw(OWS)}`, expected: chain };
+  return { value: `${rng.draw(OWS)}${pairs.join(separator())}${rng.draw(OWS)}`, expected: chain };
 }
 
 const sfKey = fc.tuple(fc.constantFrom(...'abz*'.split('')), fc.string({ unit: fc.constantFrom(...'az09_-.*'.split('')), maxLength: 6 }))

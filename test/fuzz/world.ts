@@ -114,8 +114,7 @@ export function encodeHeader(rng: Rng, format: HeaderFormat, chain: readonly Uin
       if (useCert) pairs.push(`Cert=${quote(escape(pem(leaf)))}`);
       if (!useCert || chain.length > 1) pairs.push(`Chain=${quote(escape(chain.map((d) => pem(d)).join('')))}`);
       pairs.push('Subject="CN=client,O=\\"a;b\\""', 'URI=spiffe://cluster.local/ns/a/sa/c');
-      const earlier = rng.bool(0.3) ? ['By=spiffe://edge;Hash=00;Subject="x"'] : [];
-      return { value: [...earlier, pairs.join(';')].join(rng.pick([',', ', '])) };
+      return { value: pairs.join(';') };
     }
     case 'rfc9440': {
       const item = (der: Uint8Array): string => `:${b64(der)}:${rng.bool(0.2) ? ';a=1;b="x";*c' : ''}`;

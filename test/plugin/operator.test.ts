@@ -131,12 +131,12 @@ describe('identity headers for the upstream (upstream_headers)', () => {
     const record = await proxied('/identity/r', [['Authorization', `Bearer ${token}`], ['X-Client-Cert', chainHeader(pki.client)]]);
     const node = new X509Certificate(pki.client.der);
     assert.deepEqual(received(record, 'x-user-sub'), ['svc-42']);
-    assert.deepEqual(received(record, 'x-user-roles'), ['reader, writer']);
+    assert.deepEqual(received(record, 'x-user-roles'), ['["reader","writer"]']);
     assert.deepEqual(received(record, 'x-user-org'), ['{"id":7,"name":"acme"}']);
     assert.deepEqual(received(record, 'x-user-email'), [], 'absent claim: no header');
     assert.deepEqual(received(record, 'x-cert-subject'), ['CN=client-1,O=mtls-pop tests']);
     assert.deepEqual(received(record, 'x-cert-issuer'), ['CN=mtls-pop Test Intermediate CA,O=mtls-pop tests']);
-    assert.deepEqual(received(record, 'x-cert-san'), ['DNS:client-1.example']);
+    assert.deepEqual(received(record, 'x-cert-san'), ['["DNS:client-1.example"]']);
     assert.deepEqual(received(record, 'x-cert-serial'), [node.serialNumber.toUpperCase().replace(/^(00)+(?=.)/, '')]);
     assert.deepEqual(received(record, 'x-cert-thumbprint'), [x5t(pki.client)]);
     // Without hide_credentials the credentials still go upstream.
@@ -153,7 +153,7 @@ describe('identity headers for the upstream (upstream_headers)', () => {
     ]);
     assert.deepEqual(received(record, 'x-user-sub'), ['svc-42']);
     assert.deepEqual(received(record, 'x_user_sub'), []);
-    assert.deepEqual(received(record, 'x-user-roles'), ['reader, writer']);
+    assert.deepEqual(received(record, 'x-user-roles'), ['["reader","writer"]']);
     assert.deepEqual(received(record, 'x-user_roles'), []);
     assert.deepEqual(received(record, 'x-user-email'), [], 'the token has no email: the forged header is gone, not passed');
     assert.deepEqual(received(record, 'x-cert-subject'), ['CN=client-1,O=mtls-pop tests']);
