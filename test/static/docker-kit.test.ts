@@ -1093,6 +1093,11 @@ describe('shell scripts', () => {
       assert.ok(e2e.includes(`"${step}"`), step);
     }
     assert.match(e2e, /^echo "e2e: \$passed passed, \$failed failed"$/m);
+    // Before the plugin server is up, Kong 3.9 answers 500 (it cannot start the instance; the guard
+    // never runs): the warm-up must not claim the guard answers, and must wait for a 200.
+    assert.doesNotMatch(e2e, /the guard\s*(?:\n#)?\s*answers 401/);
+    assert.match(e2e, /gets 500 from Kong 3\.9/);
+    assert.match(e2e, /\[ "\$code" = 200 \] && break/);
     assert.match(e2e, /^\[ "\$failed" -eq 0 \]$/m);
   });
 
