@@ -10,7 +10,8 @@
  *   verbosity; stdout carries only the `--dump-all-plugins` JSON;
  * - SIGTERM/SIGINT close the listener and remove the socket.
  *
- * Kong configuration (kong.conf or KONG_* variables):
+ * Kong configuration (kong.conf or KONG_* variables; -d may be left out: it defaults to this
+ * package's own dist/plugins):
  *   pluginserver_names = mtls-pop
  *   pluginserver_mtls_pop_socket = /usr/local/kong/mtls-pop.sock
  *   pluginserver_mtls_pop_start_cmd = /usr/bin/node <dir>/dist/bin/mtls-pop-pluginserver.js -d <dir>/dist/plugins -p /usr/local/kong --sock-name mtls-pop.sock
@@ -22,7 +23,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseCli, USAGE, type CliOptions } from './pluginserver/cli.js';
+import { parseCli, PACKAGE_PLUGINS_DIRECTORY, USAGE, type CliOptions } from './pluginserver/cli.js';
 import { RedactingLogger, scrubSecrets } from './pluginserver/logger.js';
 import { PluginServer } from './pluginserver/server.js';
 import { StreamingListener } from './pluginserver/listener.js';
@@ -116,7 +117,7 @@ function serve(server: PluginServer, options: CliOptions, logger: RedactingLogge
 
 function main(): void {
   const writeStdout = claimStdout();
-  const parsed = parseCli(process.argv.slice(2));
+  const parsed = parseCli(process.argv.slice(2), process.cwd(), process.env, PACKAGE_PLUGINS_DIRECTORY);
   if (parsed.kind === 'error') fail(`${parsed.message}\n\n${USAGE}`);
   if (parsed.kind === 'help') { writeStdout(USAGE); return; }
   if (parsed.kind === 'version') { writeStdout(`${packageVersion()}\n`); return; }

@@ -13,7 +13,8 @@
 # Then, when a template is given, copies it to KONG_YML_OUT with every line that holds only
 # @@MTLS_POP_CA_PEM@@ replaced by ca.pem, indented like the placeholder (a YAML block scalar).
 #
-# POSIX sh: runs in the alpine image of the compose `certs` service and on any machine with openssl.
+# POSIX sh: runs in the compose `certs` service (an image that ships the openssl CLI, so no package
+# is installed at run time and no network is needed) and on any machine with openssl.
 # The keys are demo material in a Docker volume: server keys are world-readable so that Keycloak
 # (uid 1000) and HAProxy (uid 99) can read them; the CA and client keys are not.
 set -eu
@@ -50,12 +51,7 @@ already_complete() {
 }
 
 ensure_openssl() {
-  command -v openssl >/dev/null 2>&1 && return 0
-  if command -v apk >/dev/null 2>&1; then
-    log 'installing openssl (apk)'
-    apk add --no-cache openssl >/dev/null || die 'apk add openssl failed'
-  fi
-  command -v openssl >/dev/null 2>&1 || die 'openssl not found'
+  command -v openssl >/dev/null 2>&1 || die 'openssl not found (use an image that ships it; nothing is installed here)'
 }
 
 # new_key FILE: an ECDSA P-256 private key (PKCS#8 PEM).

