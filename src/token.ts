@@ -10,6 +10,13 @@
  * 5. signature on node:crypto (`jws.ts`), under the header's already-allowed alg only;
  * 6. claims: exp (required), nbf, iat, iss, aud, scope.
  * Successful verdicts are cached until min(now + cache TTL, exp); failures are never cached.
+ *
+ * Every check is ours; none is delegated to jose any more (its WebCrypto verify cost ~5x a
+ * `crypto.verify`). `test/core/token-differential.test.ts` runs jose 6 (`compactVerify`,
+ * `jwtVerify` with a local JWKS) beside this code and shows we reject everything it rejects; we
+ * also refuse what it lets through on purpose: non-canonical base64url, padding or white space in
+ * a part, any `crit`, an unknown `typ`, nested tokens, exp beyond a finite number, PS* signatures
+ * shorter than the modulus and RSA keys with e < 3.
  */
 import { hash, randomBytes } from 'node:crypto';
 import { MAX_TOKEN_LENGTH } from './bearer.js';
