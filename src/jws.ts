@@ -79,11 +79,6 @@ function factsOf(key: KeyObject): KeyFacts {
  */
 export type SignatureVerdict = 'valid' | 'invalid' | 'key_unsuitable' | 'unsupported';
 
-/** True for the algorithms `verifyJwsSignature` knows. */
-export function isSupportedJwsAlgorithm(alg: string): boolean {
-  return ALGORITHMS.has(alg);
-}
-
 /**
  * Verifies `signature` over `signingInput` (the ASCII bytes of `header.payload` as sent, RFC 7515
  * 5.2 step 8) with `key` under `alg`. Never throws.

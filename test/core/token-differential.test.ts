@@ -21,7 +21,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  constants, createHash, createHmac, createPublicKey, generateKeyPairSync, privateEncrypt, randomBytes, sign,
+  constants, createHash, createHmac, createPublicKey, privateEncrypt, randomBytes, sign,
   type JsonWebKey, type KeyObject,
 } from 'node:crypto';
 import { compactVerify, createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
@@ -31,6 +31,7 @@ import { JwksSource } from '../../src/jwks.js';
 import { ASYMMETRIC_ALGORITHMS } from '../../src/config-schema.js';
 import type { ReasonCode } from '../../src/errors.js';
 import { startJwksServer, type JwksServer } from '../helpers/jwks-server.js';
+import { keyPair } from '../helpers/keys.js';
 
 const ALGS: readonly string[] = ASYMMETRIC_ALGORITHMS;
 const NOW_MS = Date.UTC(2030, 0, 1, 12, 0, 0);
@@ -171,22 +172,22 @@ let rsaE1: KeyObject;
 let idp: JwksServer;
 
 before(async () => {
-  const rsa2048 = pair('RSA 2048', () => generateKeyPairSync('rsa', { modulusLength: 2048 }));
-  const p256 = pair('EC P-256', () => generateKeyPairSync('ec', { namedCurve: 'P-256' }));
-  const p384 = pair('EC P-384', () => generateKeyPairSync('ec', { namedCurve: 'P-384' }));
-  const p521 = pair('EC P-521', () => generateKeyPairSync('ec', { namedCurve: 'P-521' }));
-  const ed25519 = pair('Ed25519', () => generateKeyPairSync('ed25519'));
+  const rsa2048 = pair('RSA 2048', () => keyPair('rsa', { modulusLength: 2048 }));
+  const p256 = pair('EC P-256', () => keyPair('ec', { namedCurve: 'P-256' }));
+  const p384 = pair('EC P-384', () => keyPair('ec', { namedCurve: 'P-384' }));
+  const p521 = pair('EC P-521', () => keyPair('ec', { namedCurve: 'P-521' }));
+  const ed25519 = pair('Ed25519', () => keyPair('ed25519'));
   rsaE1 = rsaWithExponent(rsa2048.verifyKey, Buffer.from([1]));
   zoo = [
     rsa2048, p256, p384, p521, ed25519,
-    pair('RSA 3072', () => generateKeyPairSync('rsa', { modulusLength: 3072 })),
-    pair('RSA 1024 (too short)', () => generateKeyPairSync('rsa', { modulusLength: 1024 })),
-    pair('RSA 2047 (one bit short)', () => generateKeyPairSync('rsa', { modulusLength: 2047 })),
-    pair('RSA 2048, e = 3', () => generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 3 })),
-    pair('RSA-PSS key type', () => generateKeyPairSync('rsa-pss', { modulusLength: 2048 })),
-    pair('EC secp256k1', () => generateKeyPairSync('ec', { namedCurve: 'secp256k1' })),
-    pair('Ed448', () => generateKeyPairSync('ed448')),
-    { name: 'X25519 (not a signature key)', verifyKey: generateKeyPairSync('x25519').publicKey, privateKey: null },
+    pair('RSA 3072', () => keyPair('rsa', { modulusLength: 3072 })),
+    pair('RSA 1024 (too short)', () => keyPair('rsa', { modulusLength: 1024 })),
+    pair('RSA 2047 (one bit short)', () => keyPair('rsa', { modulusLength: 2047 })),
+    pair('RSA 2048, e = 3', () => keyPair('rsa', { modulusLength: 2048, publicExponent: 3 })),
+    pair('RSA-PSS key type', () => keyPair('rsa-pss', { modulusLength: 2048 })),
+    pair('EC secp256k1', () => keyPair('ec', { namedCurve: 'secp256k1' })),
+    pair('Ed448', () => keyPair('ed448')),
+    { name: 'X25519 (not a signature key)', verifyKey: keyPair('x25519').publicKey, privateKey: null },
     { name: 'RSA 2048 private key as verifier', verifyKey: rsa2048.privateKey as KeyObject, privateKey: rsa2048.privateKey },
     { name: 'EC P-256 private key as verifier', verifyKey: p256.privateKey as KeyObject, privateKey: p256.privateKey },
     { name: 'Ed25519 private key as verifier', verifyKey: ed25519.privateKey as KeyObject, privateKey: ed25519.privateKey },
@@ -492,7 +493,7 @@ function tokenCases(alg: string, kid: string, key: KeyObject): TokenCase[] {
   add('typ "foo"', make(hdr({ typ: 'foo' }), claims()), 'token_type_not_allowed');
   add('typ 123', make(hdr({ typ: 123 }), claims()), 'token_type_not_allowed');
   add('cty JWT (nested token)', make(hdr({ cty: 'JWT' }), claims()), 'token_malformed');
-  const attacker = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const attacker = keyPair('ec', { namedCurve: 'P-256' });
   add('embedded jwk of an attacker, signed by it', signParts('ES256', attacker.privateKey, json64({ alg: 'ES256', kid, typ: 'JWT', jwk: attacker.publicKey.export({ format: 'jwk' }) }), p));
   add('jku to an attacker', make(hdr({ jku: 'https://attacker.example/jwks' }), claims()));
   add('header a JSON array', make(b64(JSON.stringify([hdr()])), claims()));
