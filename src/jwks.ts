@@ -318,13 +318,17 @@ function parseJwks(body: unknown): SigningKey[] {
 
 function importSigningKey(jwk: unknown): SigningKey | null {
   if (!isObject(jwk)) return null;
-  const { kty, kid, alg, use, key_ops: keyOps } = jwk;
-  // RFC 7517 4.2 / 4.3: a key meant for encryption is not a verification key.
+  const { kty, kid, alg, use, key_ops: keyOps, ext } = jwk;
+  // RFC 7517 4.2 / 4.3: a key meant for encryption is not a verification key; key_ops is a set of
+  // strings (no duplicates) that must include verify. RFC 7517 4.9 / WebCrypto: ext is a boolean.
   if (use !== undefined && use !== 'sig') return null;
-  if (keyOps !== undefined && !(Array.isArray(keyOps) && keyOps.includes('verify'))) return null;
+  if (keyOps !== undefined && !isVerifyKeyOps(keyOps)) return null;
+  if (ext !== undefined && typeof ext !== 'boolean') return null;
   if (kid !== undefined && typeof kid !== 'string') return null;
   if (alg !== undefined && (typeof alg !== 'string' || !SHAPE_FOR_ALG.has(alg))) return null;
-  // Only the public members are imported: a private exponent in a published set is ignored.
+  // A published private key (RFC 7518 6.2.2, 6.3.2, RFC 8037 2) means anyone can sign: the entry is
+  // refused, as jose refuses it, rather than stripped to its public half.
+  if (PRIVATE_MEMBERS.some((name) => jwk[name] !== undefined)) return null;
   let publicJwk: JsonWebKey;
   if (kty === 'RSA') publicJwk = { kty, n: jwk['n'], e: jwk['e'] } as JsonWebKey;
   else if (kty === 'EC') publicJwk = { kty, crv: jwk['crv'], x: jwk['x'], y: jwk['y'] } as JsonWebKey;
@@ -338,8 +342,10 @@ function importSigningKey(jwk: unknown): SigningKey | null {
   }
   let shape: string;
   if (key.asymmetricKeyType === 'rsa') {
-    // RFC 7518 3.3: RSA keys of 2048 bits or larger.
-    if ((key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048) return null;
+    // RFC 7518 3.3: RSA keys of 2048 bits or larger; an odd public exponent of at least 3 (with
+    // e = 1 a signature is its own encoded message, which anyone can write).
+    const exponent = key.asymmetricKeyDetails?.publicExponent ?? 0n;
+    if ((key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048 || exponent < 3n || exponent % 2n === 0n) return null;
     shape = 'rsa';
   } else if (key.asymmetricKeyType === 'ec') {
     shape = key.asymmetricKeyDetails?.namedCurve ?? '';
@@ -351,6 +357,14 @@ function importSigningKey(jwk: unknown): SigningKey | null {
   if (!KEY_SHAPES.has(shape)) return null;
   if (alg !== undefined && SHAPE_FOR_ALG.get(alg) !== shape) return null;
   return { kid, alg, key, shape };
+}
+
+/** Private key members of RSA, EC and OKP JWKs, and `k` of a symmetric one. */
+const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
+
+function isVerifyKeyOps(keyOps: unknown): boolean {
+  if (!Array.isArray(keyOps) || !keyOps.includes('verify')) return false;
+  return keyOps.every((op: unknown, index) => typeof op === 'string' && keyOps.indexOf(op) === index);
 }
 
 function parseHttpUrl(text: string): URL | null {

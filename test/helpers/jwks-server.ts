@@ -8,12 +8,13 @@
  *   const token = await idp.sign({ iss: idp.issuer, exp, ... });
  *   idp.jwksMode = 'status500';  idp.count('jwks');  await idp.close();
  */
-import { constants, createHmac, generateKeyPairSync, sign as cryptoSign, type KeyObject } from 'node:crypto';
+import { constants, createHmac, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { SignJWT, type JWTHeaderParameters, type JWTPayload } from 'jose';
 import type { Issued } from './pki.js';
+import { keyPair } from './keys.js';
 
 /** JWS algorithms the helper can generate keys for. */
 export const TEST_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const;
@@ -96,12 +97,13 @@ export interface JwksServer {
 let kidCounter = 0;
 
 export function makeTestKey(alg: TestAlg = 'RS256', kid?: string): TestKey {
+  // keyPair (PEM, re-imported): exporting the JWK of a generateKeyPairSync KeyObject can deadlock Node 20.
   let pair: { privateKey: KeyObject; publicKey: KeyObject };
-  if (alg.startsWith('RS') || alg.startsWith('PS')) pair = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  else if (alg === 'ES256') pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  else if (alg === 'ES384') pair = generateKeyPairSync('ec', { namedCurve: 'P-384' });
-  else if (alg === 'ES512') pair = generateKeyPairSync('ec', { namedCurve: 'P-521' });
-  else pair = generateKeyPairSync('ed25519');
+  if (alg.startsWith('RS') || alg.startsWith('PS')) pair = keyPair('rsa', { modulusLength: 2048 });
+  else if (alg === 'ES256') pair = keyPair('ec', { namedCurve: 'P-256' });
+  else if (alg === 'ES384') pair = keyPair('ec', { namedCurve: 'P-384' });
+  else if (alg === 'ES512') pair = keyPair('ec', { namedCurve: 'P-521' });
+  else pair = keyPair('ed25519');
   const id = kid ?? `key-${++kidCounter}-${alg.toLowerCase()}`;
   const publicJwk = { ...pair.publicKey.export({ format: 'jwk' }), kid: id, alg, use: 'sig' };
   return { kid: id, alg, privateKey: pair.privateKey, publicKey: pair.publicKey, publicJwk };
