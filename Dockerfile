@@ -31,7 +31,7 @@ RUN node dist/bin/mtls-pop-pluginserver.js -d /build/dist/plugins --dump-all-plu
 FROM ${KONG_IMAGE}
 USER root
 
-# Kong's images have no usable Node (Ubuntu noble ships 18; jose 6 and pkijs 4 need >= 20.19).
+# Kong's images have no usable Node (Ubuntu noble ships 18; the package declares Node >= 20.19).
 COPY --from=build /usr/local/bin/node /usr/local/bin/node
 RUN set -eu; \
     if ! /usr/local/bin/node --version >/dev/null 2>&1; then \
