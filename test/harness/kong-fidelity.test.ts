@@ -239,13 +239,23 @@ describe('our plugin server never makes Kong loop on "no plugin instance" (item 
     assert.equal(report.outcome, 'ret', 'a throwing handler is "ret", not an empty answer');
   });
 
-  test('idle expiry (the server\'s clock moved 120 s): every worker restarts its instances once, no loop', async (t) => {
+  test('idle expiry (the server\'s clock moved 120 s): instances restart, at most one retry per event, no loop', async (t) => {
     const before = { ...emu.stats };
     await clock.set(emu.pluginServer.pid as number, 120_000);
-    await sleep(300); // kong-pdk sweeps every 60 ms
+    // kong-pdk sweeps idle instances on a timer: wait until the server has really dropped them
+    // (a loaded machine may delay the sweep well past its period), so the traffic meets expiry.
+    const swept = emu.currentInstanceId('a', undefined, 0) as number;
+    const deadline = Date.now() + 15_000;
+    while (await emu.rpc.call('plugin.InstanceStatus', swept).then(() => true, () => false)) {
+      assert.ok(Date.now() < deadline, 'the idle instances were swept within 15 s');
+      await sleep(50);
+    }
     const results = await traffic(64);
     for (const res of results) assert.equal(res.status, 200, res.body);
-    assert.ok(emu.stats.instanceRestarts - before.instanceRestarts >= WORKERS, 'each worker met "no plugin instance"');
+    // One "no plugin instance" resets every worker's table (the worker event of plugin.lua:210-224),
+    // so a worker may restart its instances without meeting the error itself, and which worker
+    // serves which route depends on connection reuse: only "met at least once" is certain.
+    assert.ok(emu.stats.instanceRestarts - before.instanceRestarts >= 1, 'the expiry was met ("no plugin instance")');
     assert.ok(emu.stats.maxEventInstanceRetries <= 1, `at most one retry per event (saw ${emu.stats.maxEventInstanceRetries})`);
     assert.ok(emu.stats.startInstance - before.startInstance <= 64, 'bounded StartInstance calls');
     t.diagnostic(`"no plugin instance" retries ${emu.stats.instanceRestarts - before.instanceRestarts}, StartInstance ${emu.stats.startInstance - before.startInstance} for ${WORKERS} workers x 2 routes`);
