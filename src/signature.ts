@@ -115,9 +115,13 @@ export function pssParams(params: Uint8Array | null): { hashOid: string; mgfOid:
 
 interface Verifier {
   readonly digest: string | null;
-  readonly key: KeyObject | VerifyKeyObjectInput;
+  /** null: known to be refused, never verified. */
+  readonly key: KeyObject | VerifyKeyObjectInput | null;
   readonly weak: boolean;
 }
+
+/** A refused digest that could not be verified anyway (RSASSA-PSS with MGF1 over SHA-1 and another message digest). */
+const REFUSED: Verifier = { digest: null, key: null, weak: true };
 
 /** How node:crypto verifies under `algorithm` with `key`; null when the algorithm is unknown, malformed or does not fit the key. */
 function verifierFor(algorithm: AlgorithmIdentifier, key: KeyObject): Verifier | null {
@@ -130,8 +134,10 @@ function verifierFor(algorithm: AlgorithmIdentifier, key: KeyObject): Verifier |
       return null;
     }
     const digest = DIGESTS.get(params.hashOid);
-    if (digest === undefined || params.mgfOid !== MGF1 || params.mgfHashOid !== params.hashOid || params.trailerField !== 1) return null;
-    if (keyType !== 'rsa' && keyType !== 'rsa-pss') return null;
+    const weakMgf = params.mgfOid === MGF1 && DIGESTS.get(params.mgfHashOid)?.weak === true;
+    if (digest === undefined || params.mgfOid !== MGF1 || params.trailerField !== 1 || (keyType !== 'rsa' && keyType !== 'rsa-pss')) return null;
+    // MGF1 over another hash than the message digest cannot be verified here; over a weak one it is refused anyway.
+    if (params.mgfHashOid !== params.hashOid) return weakMgf ? REFUSED : null;
     return { digest: digest.name, key: { key, padding: 6 /* RSA_PKCS1_PSS_PADDING */, saltLength: params.saltLength }, weak: digest.weak };
   }
   const scheme = SCHEMES.get(algorithm.oid);
@@ -147,6 +153,7 @@ export function verifySigned(signed: Signed, key: KeyObject, allowWeak = false):
   const verifier = verifierFor(signed.signatureAlgorithm, key);
   if (verifier === null) return 'invalid';
   if (verifier.weak && !allowWeak) return 'weak';
+  if (verifier.key === null) return 'invalid';
   try {
     return verifyBytes(verifier.digest, signed.tbs, verifier.key, signed.signature) ? 'valid' : 'invalid';
   } catch {
@@ -158,12 +165,13 @@ export function verifySigned(signed: Signed, key: KeyObject, allowWeak = false):
 export function verifySignedAsync(signed: Signed, key: KeyObject): Promise<SignatureVerdict> {
   return new Promise((resolve) => {
     const verifier = verifierFor(signed.signatureAlgorithm, key);
-    if (verifier === null || verifier.weak) {
-      resolve(verifier === null ? 'invalid' : 'weak');
+    if (verifier === null || verifier.weak || verifier.key === null) {
+      resolve(verifier === null || !verifier.weak ? 'invalid' : 'weak');
       return;
     }
+    const verifyKey = verifier.key;
     try {
-      verifyBytes(verifier.digest, signed.tbs, verifier.key, signed.signature, (error, valid) => resolve(error === null && valid ? 'valid' : 'invalid'));
+      verifyBytes(verifier.digest, signed.tbs, verifyKey, signed.signature, (error, valid) => resolve(error === null && valid ? 'valid' : 'invalid'));
     } catch {
       resolve('invalid');
     }
