@@ -300,6 +300,22 @@ describe('one issuer rule for path validation and revocation (item 3)', () => {
     assert.equal(responder.requests, 2);
   });
 
+  test('a CRL whose issuer name is encoded like the leaf\'s issuer field (not like the CA certificate) is the CA\'s CRL', async () => {
+    resetCounters();
+    const variantCa = await caWith('encoding-variant-ca', join(encDir, 'root-variant.pem'), encRoot.keyPath);
+    await variantCa.revoke(encRevoked);
+    const crl = await variantCa.generateCrl({ days: 1 });
+    files.set('/encoding.crl', crl);
+    try {
+      const decision = await decide(verifier(encRoot.pem, { revocation_check_mode: 'IGNORE_CA_ERROR' }), [encRevoked]);
+      assert.equal(reasonOf(decision), 'certificate_revoked', detailOf(decision));
+      assert.equal(reasonOf(await decide(verifier(encRoot.pem, { revocation_check_mode: 'STRICT' }), [encGood])), 'ALLOW');
+      assert.match(await opensslVerify(encRoot.certPath, crl, encRevoked.certPath, encDir), /certificate revoked/);
+    } finally {
+      files.set('/encoding.crl', encCrl);
+    }
+  });
+
   test('a DSA issuer: its CRL is verified like its certificates (revoked rejected, good passes STRICT)', async () => {
     resetCounters();
     const ignore = verifier(dsaRoot.pem, { revocation_check_mode: 'IGNORE_CA_ERROR' });
