@@ -408,6 +408,21 @@ describe('one hash rule for every signature scheme (item 5)', () => {
       assert.match(detailOf(refused), /response is signed with SHA-1 or MD5, which is refused/);
       craft = { signer: inter.files, issuer: inter.files, options: {} };
       assert.equal(reasonOf(await decide(v(), [client])), 'ALLOW', 'the same answer over SHA-256 is accepted');
+      // A delegated responder whose certificate the CA signed over SHA-1 is not authorised.
+      const where = join(dir, 'sha1-responder');
+      mkdirSync(where, { recursive: true });
+      const key = await ecKey(where, 'responder');
+      const ext = 'basicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = OCSPSigning\n'
+        + 'subjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n';
+      const sha1Responder = readFiles(await forge('responder', where, '/CN=SHA-1 OCSP Responder', key.pub, inter.files.certPath,
+        inter.files.keyPath, ext, ['-sha1']), key.key);
+      const sha256Responder = readFiles(await forge('responder256', where, '/CN=SHA-256 OCSP Responder', key.pub, inter.files.certPath,
+        inter.files.keyPath, ext, ['-sha256']), key.key);
+      craft = { signer: sha1Responder, issuer: inter.files, options: {} };
+      const delegated = await decide(v(), [client]);
+      assert.equal(reasonOf(delegated), 'revocation_unknown', detailOf(delegated));
+      craft = { signer: sha256Responder, issuer: inter.files, options: {} };
+      assert.equal(reasonOf(await decide(v(), [client])), 'ALLOW', 'the same responder certified over SHA-256 is authorised');
     } finally {
       files.set('/inter.crl', await inter.generateCrl({ days: 1 }));
     }
