@@ -42,14 +42,16 @@
  *
  * Caching: verdicts are keyed by issuer (hash of its public key and name) + serial, never by subject
  * DN (two CAs can issue the same DN), bounded in entries, kept at most `cacheTtlMs` milliseconds
- * and never past the answer's nextUpdate. Network failures and invalid answers are never cached.
+ * and never past the answer's nextUpdate (or thisUpdate + `maxAgeMs` without one). Network
+ * failures and invalid answers are never cached.
  * Concurrent checks of one certificate share one lookup. CRLs are downloaded (at most 10 MiB),
  * verified and turned into a serial set once, kept in a small bounded cache keyed by URL + issuer;
  * a large CRL's signature is checked on the thread pool and its entries are read in slices with
  * yields to the event loop in between.
  *
  * Certificates are read by `certificate.ts`, CRLs and OCSP by `revocation-der.ts` (not pkijs: see
- * there for why), both on the strict DER reader of `der.ts`; requests go through `http.ts`.
+ * there for why), both on the strict DER reader of `der.ts`; signatures are checked by
+ * `signature.ts`; requests go through `http.ts`.
  *
  * `timeoutMs` is in milliseconds and applies to each responder request (an OCSP responder that
  * hangs costs `timeoutMs`, then the CRL fallback gets its own `timeoutMs`).
