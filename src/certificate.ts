@@ -10,7 +10,7 @@
 import { createHash, createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 import {
   DerError, TAG, algorithmOf, ctx, ctxPrim, bitStringBytes, children, content, decodeBoolean, decodeOid, decodeSmallInteger,
-  decodeTime, expectTag, oidOf, readExtensions, readTlv, readWhole, whole, type AlgorithmIdentifier, type Tlv,
+  decodeTime, encode, expectTag, oidOf, readExtensions, readTlv, readWhole, whole, type AlgorithmIdentifier, type Tlv,
 } from './der.js';
 import { fail, ok, type Result } from './errors.js';
 
@@ -270,8 +270,32 @@ function parseName(buf: Uint8Array, tlv: Tlv): DistinguishedName {
   return { rdns, rdnKeys, key: JSON.stringify(rdnKeys), text, der: whole(buf, tlv) };
 }
 
+/**
+ * A Name read on its own (a CRL issuer, an OCSP ResponderID byName), comparable with certificate
+ * names through `key`. Throws DerError when malformed.
+ */
+export function parseDistinguishedName(der: Uint8Array): DistinguishedName {
+  return parseName(der, readWhole(der, TAG.sequence, 'Name'));
+}
+
 // ---------------------------------------------------------------------------------------------
 // GeneralName (RFC 5280 section 4.2.1.6).
+
+/**
+ * Whether two GeneralNames name the same thing (RFC 5280 section 7: directory names as in section
+ * 7.1, DNS names and email domains ASCII case-insensitively, URIs and everything else exactly).
+ * Forms this verifier does not decode never match.
+ */
+export function sameGeneralName(a: GeneralName, b: GeneralName): boolean {
+  switch (a.type) {
+    case 'dns': return b.type === 'dns' && asciiLower(a.value) === asciiLower(b.value);
+    case 'email': return b.type === 'email' && a.value === b.value;
+    case 'uri': return b.type === 'uri' && a.value === b.value;
+    case 'ip': return b.type === 'ip' && Buffer.from(a.bytes).equals(b.bytes);
+    case 'dir': return b.type === 'dir' && a.name.key === b.name.key;
+    default: return false;
+  }
+}
 
 function ia5(bytes: Uint8Array): string {
   for (const b of bytes) if (b > 0x7f) throw new DerError('non-ASCII IA5String');
@@ -462,23 +486,50 @@ export function authorityInfoAccessUris(cert: ParsedCertificate, method: string)
 }
 
 /**
- * CRLDistributionPoints (RFC 5280 section 4.2.1.13): the fullName URIs of the points that have
- * neither `reasons` nor `cRLIssuer` (partitioned and indirect CRLs are not supported).
+ * DistributionPointName (RFC 5280 sections 4.2.1.13, 5.2.5) as a list of names: the fullName
+ * GeneralNames, or nameRelativeToCRLIssuer appended to `crlIssuer` as one directoryName. `field` is
+ * the `[0] distributionPoint` element holding the CHOICE. Throws DerError when malformed.
  */
-export function crlDistributionPointUris(cert: ParsedCertificate): string[] {
+export function distributionPointNames(buf: Uint8Array, field: Tlv, crlIssuer: DistinguishedName): GeneralName[] {
+  const [choice, ...rest] = children(buf, field);
+  if (choice === undefined || rest.length > 0) throw new DerError('bad DistributionPointName');
+  if (choice.tag === ctx(0)) return children(buf, choice).map((t) => parseGeneralName(buf, t)); // fullName [0] IMPLICIT GeneralNames
+  if (choice.tag !== ctx(1)) throw new DerError('bad DistributionPointName');
+  // nameRelativeToCRLIssuer [1] IMPLICIT RelativeDistinguishedName: the issuer's RDNs, then this one.
+  const issuerDer = crlIssuer.der;
+  const rdns = content(issuerDer, readWhole(issuerDer, TAG.sequence, 'Name'));
+  const joined = encode(TAG.sequence, rdns, encode(TAG.set, content(buf, choice)));
+  return [{ type: 'dir', name: parseDistinguishedName(joined) }];
+}
+
+/** One CRL distribution point of a certificate: where to fetch (http URIs first among them) and all its names. */
+export interface CrlDistributionPoint {
+  readonly uris: readonly string[];
+  readonly names: readonly GeneralName[];
+}
+
+/**
+ * CRLDistributionPoints (RFC 5280 section 4.2.1.13): the points that have a distributionPoint name
+ * and neither `reasons` nor `cRLIssuer` (partitioned-by-reason and indirect CRLs are not supported).
+ */
+export function crlDistributionPoints(cert: ParsedCertificate): CrlDistributionPoint[] {
   const value = extensionValue(cert, OID.crlDistributionPoints);
   if (value === null) return [];
-  const out: string[] = [];
+  const out: CrlDistributionPoint[] = [];
   for (const point of children(value, readWhole(value, TAG.sequence, 'CRLDistributionPoints'))) {
     const parts = children(value, expectTag(point, TAG.sequence, 'DistributionPoint'));
-    if (parts.some((p) => p.tag === ctxPrim(1) || p.tag === ctx(2))) continue;
+    if (parts.some((p) => p.tag === ctxPrim(1) || p.tag === ctx(1) || p.tag === ctx(2))) continue;
     const name = parts.find((p) => p.tag === ctx(0));
     if (name === undefined) continue;
-    for (const choice of children(value, name)) {
-      if (choice.tag === ctx(0)) out.push(...uris(value, children(value, choice))); // fullName [0] IMPLICIT GeneralNames
-    }
+    const names = distributionPointNames(value, name, cert.issuer);
+    out.push({ uris: names.flatMap((n) => (n.type === 'uri' ? [n.value] : [])), names });
   }
   return out;
+}
+
+/** The fullName URIs of `crlDistributionPoints`. */
+export function crlDistributionPointUris(cert: ParsedCertificate): string[] {
+  return crlDistributionPoints(cert).flatMap((point) => point.uris);
 }
 
 // ---------------------------------------------------------------------------------------------

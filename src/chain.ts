@@ -25,10 +25,14 @@
  * policyMappings and inhibitAnyPolicy (when critical), and name constraints on otherName,
  * x400Address, ediPartyName and registeredID. Policies themselves are accepted as with an
  * initial policy set of anyPolicy and no explicit policy required (section 6.1.1 (c), (f)), in
- * which case they cannot make a path fail. SHA-1 and MD5 signatures are not accepted. Anchors
- * need basicConstraints cA too (no X.509 v1 roots).
+ * which case they cannot make a path fail. SHA-1 and MD5 signatures are not accepted, whatever
+ * the scheme (RSASSA-PSS included). Anchors need basicConstraints cA too (no X.509 v1 roots).
  *
- * Engine: our own path builder over `certificate.ts` and node:crypto `verify`. pkijs's
+ * Issuer and signature: one rule, `issuedBy` of `signature.ts` (name match under RFC 5280 section
+ * 7.1, key identifiers, signature), which revocation uses too. `validatePath` returns the accepted
+ * path itself, so revocation checks the certificates validated here and no others.
+ *
+ * Engine: our own path builder over `certificate.ts` and `signature.ts` (node:crypto). pkijs's
  * CertificateChainValidationEngine was measured against it (test/bench/chain-engines.ts): it is
  * about ten times slower and misses pathLenConstraint, extKeyUsage, a CA leaf, unknown critical
  * extensions on the leaf, the partial-chain switch (any trusted certificate ends its path), and
@@ -38,7 +42,7 @@
  * never outlives the earliest notAfter on its path; a failure lives at most a minute and never past
  * the moment a not-yet-valid certificate becomes valid.
  */
-import { createHash, verify as verifySignatureBytes, X509Certificate, type KeyObject } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
 import { BoundedCache } from './cache.js';
 import {
   KEY_USAGE, OID, parseCertificate, subjectPublicKey,
@@ -46,6 +50,28 @@ import {
 } from './certificate.js';
 import { fail, failure, ok, type AuthFailure, type Result } from './errors.js';
 import { pemCertificates } from './pem.js';
+import { issuedBy, issuerMatches } from './signature.js';
+
+/**
+ * What validation accepted: the leaf's facts and the very path that was checked, so that revocation
+ * checks exactly these certificates (and takes OCSP / CRL URLs only from them).
+ */
+export interface ValidatedPath {
+  /** The leaf's facts, `pathNotAfter` set. */
+  readonly facts: CertificateFacts;
+  /**
+   * Leaf first, each certificate issued by the next (`issuedBy` of signature.ts), a configured trust
+   * anchor last; just the leaf when it is itself a configured certificate (allowPartialChain).
+   */
+  readonly certificates: readonly ParsedCertificate[];
+  /** Parallel to `certificates`: whether each is a configured trust anchor. */
+  readonly trusted: readonly boolean[];
+  /**
+   * Only when the path is the leaf alone: its issuer, found by the same `issuedBy` rule among the
+   * presented certificates and the anchors (revocation needs the issuer's name and key); else null.
+   */
+  readonly leafIssuer: ParsedCertificate | null;
+}
 
 export interface ChainOptions {
   readonly allowPartialChain: boolean;
@@ -77,30 +103,6 @@ const PROCESSED_EXTENSIONS: ReadonlySet<string> = new Set([
 ]);
 /** policyConstraints can require an explicit policy, which we do not evaluate: refused even non-critical. */
 const POLICY_CONSTRAINTS = '2.5.29.36';
-
-interface SignatureAlgorithm {
-  readonly hash: string | null;
-  readonly keyType: string;
-}
-
-/** Signature algorithms verified directly; others go through OpenSSL's X509_verify (RSA-PSS, ...). */
-const SIGNATURE_ALGORITHMS: ReadonlyMap<string, SignatureAlgorithm> = new Map([
-  ['1.2.840.113549.1.1.11', { hash: 'sha256', keyType: 'rsa' }],
-  ['1.2.840.113549.1.1.12', { hash: 'sha384', keyType: 'rsa' }],
-  ['1.2.840.113549.1.1.13', { hash: 'sha512', keyType: 'rsa' }],
-  ['1.2.840.113549.1.1.14', { hash: 'sha224', keyType: 'rsa' }],
-  ['1.2.840.10045.4.3.1', { hash: 'sha224', keyType: 'ec' }],
-  ['1.2.840.10045.4.3.2', { hash: 'sha256', keyType: 'ec' }],
-  ['1.2.840.10045.4.3.3', { hash: 'sha384', keyType: 'ec' }],
-  ['1.2.840.10045.4.3.4', { hash: 'sha512', keyType: 'ec' }],
-  ['1.3.101.112', { hash: null, keyType: 'ed25519' }],
-  ['1.3.101.113', { hash: null, keyType: 'ed448' }],
-]);
-/** md2/md5/sha1 with RSA, ecdsa-with-SHA1, dsa-with-SHA1, and the old OIW sha1WithRSA. */
-const WEAK_SIGNATURE_ALGORITHMS: ReadonlySet<string> = new Set([
-  '1.2.840.113549.1.1.2', '1.2.840.113549.1.1.4', '1.2.840.113549.1.1.5', '1.2.840.10045.4.1',
-  '1.2.840.10040.4.3', '1.3.14.3.2.29',
-]);
 
 /** A certificate that can sit on a path. Anchors are built once; header certificates per request. */
 interface PathNode {
@@ -150,10 +152,6 @@ function allowsClientAuth(cert: ParsedCertificate): boolean {
   return eku === null || eku.includes(OID.clientAuth) || eku.includes(OID.anyExtendedKeyUsage);
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
-}
-
 /** Cache key: SHA-256 over each certificate prefixed by its length, so boundaries are unambiguous. */
 function verdictKey(certificates: readonly Uint8Array[]): string {
   const hash = createHash('sha256');
@@ -174,7 +172,7 @@ export class ChainValidator {
   readonly #anchorsBySubject: ReadonlyMap<string, readonly PathNode[]>;
   /** Anchors by thumbprint, to recognise an anchor sent in the header. */
   readonly #anchorsByThumbprint: ReadonlyMap<string, PathNode>;
-  readonly #verdicts: BoundedCache<Result<CertificateFacts>>;
+  readonly #verdicts: BoundedCache<Result<ValidatedPath>>;
   readonly #keys: BoundedCache<KeyObject>;
 
   private constructor(anchors: readonly PathNode[], options: ChainOptions) {
@@ -224,7 +222,7 @@ export class ChainValidator {
           return fail('trust_anchors_unavailable', `${at}: the public key of ${label(cert)} is not supported`);
         }
         // An anchor's own signature proves nothing (it is trusted by configuration), so a SHA-1 self-signature still counts.
-        const selfSigned = selfIssued(cert) && keyIdsCompatible(cert, cert) && verifySignature(cert, key, true) === 'valid';
+        const selfSigned = selfIssued(cert) && issuedBy(cert, cert, key, true) === 'valid';
         anchors.push({ cert, anchor: true, selfSigned, key });
       }
     }
@@ -237,6 +235,12 @@ export class ChainValidator {
    * returns the facts of the leaf. Never throws: an unexpected exception is `internal_error`.
    */
   async validate(certificates: readonly Uint8Array[]): Promise<Result<CertificateFacts>> {
+    const validated = await this.validatePath(certificates);
+    return validated.ok ? ok(validated.value.facts) : validated;
+  }
+
+  /** The same, returning the path that was accepted (what revocation must check). */
+  async validatePath(certificates: readonly Uint8Array[]): Promise<Result<ValidatedPath>> {
     try {
       return this.#validate(certificates);
     } catch (error) {
@@ -255,7 +259,7 @@ export class ChainValidator {
     return this.#verdicts.stats();
   }
 
-  #validate(certificates: readonly Uint8Array[]): Result<CertificateFacts> {
+  #validate(certificates: readonly Uint8Array[]): Result<ValidatedPath> {
     if (certificates.length === 0) return fail('certificate_missing', 'no client certificate was presented');
     if (certificates.length > MAX_CERTIFICATES) {
       return fail('certificate_too_many', `${certificates.length} certificates were presented; at most ${MAX_CERTIFICATES} are examined`);
@@ -272,7 +276,7 @@ export class ChainValidator {
   }
 
   /** The verdict, and the moment it may stop being true. */
-  #evaluate(certificates: readonly Uint8Array[], now: number): { verdict: Result<CertificateFacts>; expiresAt: number } {
+  #evaluate(certificates: readonly Uint8Array[], now: number): { verdict: Result<ValidatedPath>; expiresAt: number } {
     const parsed: ParsedCertificate[] = [];
     for (const [index, der] of certificates.entries()) {
       const result = parseCertificate(der);
@@ -310,7 +314,14 @@ export class ChainValidator {
 
     if (state.validPath !== null) {
       const expiresAt = Math.min(...state.validPath.map((n) => n.cert.notAfterMs));
-      return { verdict: ok(Object.freeze({ ...leafCert.facts, pathNotAfter: new Date(expiresAt) })), expiresAt };
+      const facts = Object.freeze({ ...leafCert.facts, pathNotAfter: new Date(expiresAt) });
+      const leafIssuer = state.validPath.length === 1 ? this.#issuerOf(leaf, [...bySubject.values()].flat(), state) : null;
+      return {
+        verdict: ok(Object.freeze({
+          facts, certificates: state.validPath.map((n) => n.cert), trusted: state.validPath.map((n) => n.anchor), leafIssuer,
+        })),
+        expiresAt,
+      };
     }
     return { verdict: { ok: false, error: state.firstFailure ?? untrustedFailure(leafCert, state) }, expiresAt: becomesValidAt };
   }
@@ -341,7 +352,7 @@ export class ChainValidator {
     }
     const issuerKey = current.cert.issuer.key;
     const candidates = [...(this.#anchorsBySubject.get(issuerKey) ?? []), ...(headerBySubject.get(issuerKey) ?? [])]
-      .filter((candidate) => !path.includes(candidate) && keyIdsCompatible(current.cert, candidate.cert));
+      .filter((candidate) => !path.includes(candidate) && issuerMatches(current.cert, candidate.cert));
     // Anchors first (shortest paths), then certificates valid now, so an expired cross-certificate does not hide a good one.
     const { now } = state;
     const rank = (n: PathNode): number => (n.anchor ? 0 : 2) + (n.cert.notBeforeMs <= now && now <= n.cert.notAfterMs ? 0 : 1);
@@ -377,10 +388,21 @@ export class ChainValidator {
     }
     state.signatureChecks++;
     const key = issuer.key ?? this.#publicKey(issuer.cert);
-    const outcome = key === null ? 'invalid' : verifySignature(child.cert, key);
+    const outcome = key === null ? 'invalid' : issuedBy(child.cert, issuer.cert, key);
     if (outcome === 'weak') state.weakSignature = true;
     state.verified.set(memoKey, outcome === 'valid');
     return outcome === 'valid';
+  }
+
+  /** The issuer of a leaf that is itself the whole path, among the header certificates and the anchors; null when none. */
+  #issuerOf(leaf: PathNode, header: readonly PathNode[], state: SearchState): ParsedCertificate | null {
+    const candidates = [...(this.#anchorsBySubject.get(leaf.cert.issuer.key) ?? []), ...header]
+      .filter((c) => c !== leaf && c.cert.facts.thumbprint !== leaf.cert.facts.thumbprint && issuerMatches(leaf.cert, c.cert));
+    for (const candidate of candidates) {
+      if (state.limitReached) return null;
+      if (this.#issuedBy(leaf, candidate, state)) return candidate.cert;
+    }
+    return null;
   }
 
   /** The public key of a header certificate, cached by its SPKI bytes; null when node cannot import it. */
@@ -410,27 +432,6 @@ function untrustedFailure(leaf: ParsedCertificate, state: SearchState): AuthFail
   if (state.limitReached) detail += ' (path search limit reached)';
   if (state.weakSignature) detail += ' (a SHA-1 or MD5 signature was refused)';
   return failure('certificate_untrusted', detail);
-}
-
-/** RFC 5280 section 4.2.1.1: when both key identifiers are present they must match. */
-function keyIdsCompatible(child: ParsedCertificate, issuer: ParsedCertificate): boolean {
-  if (child.authorityKeyId === null || issuer.subjectKeyId === null) return true;
-  return sameBytes(child.authorityKeyId, issuer.subjectKeyId);
-}
-
-/** Checks `child`'s signature under `key`: directly for common algorithms, else through OpenSSL. */
-function verifySignature(child: ParsedCertificate, key: KeyObject, allowWeak = false): 'valid' | 'invalid' | 'weak' {
-  const algorithm = SIGNATURE_ALGORITHMS.get(child.signatureAlgorithm.oid);
-  try {
-    if (algorithm !== undefined) {
-      if (key.asymmetricKeyType !== algorithm.keyType) return 'invalid';
-      return verifySignatureBytes(algorithm.hash, child.tbs, key, child.signature) ? 'valid' : 'invalid';
-    }
-    if (!allowWeak && WEAK_SIGNATURE_ALGORITHMS.has(child.signatureAlgorithm.oid)) return 'weak';
-    return new X509Certificate(child.der).verify(key) ? 'valid' : 'invalid';
-  } catch {
-    return 'invalid';
-  }
 }
 
 /** The first rule a complete path (leaf first, anchor last) breaks, or null when it is valid. */

@@ -74,6 +74,8 @@ export const FROM_HEADER_FIELDS: SchemaFields = [
       description: 'OCSP responder used instead of the one named in the certificate (AIA).' } },
   { revocation_check_whole_chain: { type: 'boolean', required: true, default: false,
       description: 'Check every certificate of the path that carries revocation info, not only the leaf.' } },
+  { revocation_max_age: { type: 'integer', required: true, default: 86400, between: [60, 2592000],
+      description: 'Seconds an OCSP response or CRL without nextUpdate counts as current after its thisUpdate (RFC 6960 3.2); older answers are no answer.' } },
   { http_proxy_host: { type: 'string', description: 'HTTP proxy for plain-http revocation responders.' } },
   { http_proxy_port: { type: 'integer', between: [1, 65535], description: 'Port of http_proxy_host.' } },
 ];

@@ -33,6 +33,8 @@ export interface FromHeaderConfig {
   readonly http_timeout: number;
   readonly ocsp_responder_url: string | null;
   readonly revocation_check_whole_chain: boolean;
+  /** Seconds an OCSP response or CRL without nextUpdate stays usable after its thisUpdate. */
+  readonly revocation_max_age: number;
   readonly http_proxy_host: string | null;
   readonly http_proxy_port: number | null;
 }

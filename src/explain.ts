@@ -8,7 +8,8 @@
  * explanation can never pass what the plugin rejects. When a step disagrees with the verdict the
  * report says so (`inconsistencies`) and the verdict wins.
  *
- * Steps (the order the plugin uses in strict mode):
+ * Steps (the order the plugin uses in strict mode, except that the plugin asks about revocation
+ * last, once the token and its binding passed; here the chain step shows it whatever the token):
  *   1. header   certificate header value -> DER certificates (`header.ts`), exactly as received,
  *               or the certificates from files encoded the way the configured format carries them;
  *   2. chain    path validation to the configured CAs (`chain.ts`), revocation (`revocation.ts`),
@@ -597,11 +598,11 @@ function revocationOnce(config: MtlsPopConfig, now: () => number): RevocationLoo
   const checker = new RevocationChecker(options);
   const answers = new Map<string, Promise<Result<RevocationOutcome>>>();
   return {
-    check(chain, anchors) {
-      const key = `${chain.map(sha256Hex).join(',')}|${anchors.map(sha256Hex).join(',')}`;
+    check(path) {
+      const key = `${path.certificates.map((c) => c.facts.thumbprint).join(',')}|${path.leafIssuer?.facts.thumbprint ?? ''}`;
       let answer = answers.get(key);
       if (answer === undefined) {
-        answer = checker.check(chain, anchors);
+        answer = checker.check(path);
         answers.set(key, answer);
       }
       return answer;
@@ -631,8 +632,9 @@ async function explainChain(
   }
   if (decoded === null) return step;
   const { validator, anchorsDer } = anchorsResult.value;
-  const validated = await validator.validate(decoded.ders);
-  const revocation = validated.ok && revocationLookup !== null ? await revocationLookup.check(decoded.ders, anchorsDer) : null;
+  const validatedPath = await validator.validatePath(decoded.ders);
+  const validated: Result<CertificateFacts> = validatedPath.ok ? { ok: true, value: validatedPath.value.facts } : validatedPath;
+  const revocation = validatedPath.ok && revocationLookup !== null ? await revocationLookup.check(validatedPath.value) : null;
 
   // The display: path, dates, flags, EKU and signatures, from the parsed certificates.
   const anchors = anchorsDer.map((der) => parseCertificate(der)).filter((r) => r.ok).map((r) => r.value);

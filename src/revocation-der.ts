@@ -1,7 +1,7 @@
 /**
  * The DER structures revocation checking reads and writes, on the strict reader of `der.ts`: CRLs
- * (RFC 5280 section 5.1), OCSP requests and responses (RFC 6960 section 4), RSASSA-PSS parameters.
- * Certificates themselves are parsed by `certificate.ts`.
+ * (RFC 5280 section 5.1) and OCSP requests and responses (RFC 6960 section 4). Certificates
+ * themselves are parsed by `certificate.ts`, signatures checked by `signature.ts`.
  *
  * Why not pkijs: pkijs (through asn1js) refuses inputs of more than 10,000 ASN.1 nodes, so a CRL
  * with more than about 1,500 entries cannot be parsed at all; and its schema matching is slow
@@ -14,29 +14,9 @@
 import {
   DerError, TAG, algorithmOf, bitStringBytes, children, content, ctx, ctxPrim, decodeBoolean, decodeSmallInteger,
   decodeTime, encode, encodeOid, expectTag, integerHex, oidOf, readExtensions, readTlv, readWhole, whole,
-  type AlgorithmIdentifier, type Extension, type Tlv,
+  type Extension, type Tlv,
 } from './der.js';
-
-/** RSASSA-PSS-params (RFC 4055 section 3.1): hash OID and salt length, with their defaults. */
-export function pssParams(params: Uint8Array | null): { hashOid: string; saltLength: number } {
-  let hashOid = '1.3.14.3.2.26';
-  let saltLength = 20;
-  if (params === null) return { hashOid, saltLength };
-  for (const field of children(params, readWhole(params, TAG.sequence, 'RSASSA-PSS-params'))) {
-    const [inner] = children(params, field);
-    if (inner === undefined) continue;
-    if (field.tag === ctx(0)) hashOid = algorithmOf(params, inner, 'hashAlgorithm').oid;
-    if (field.tag === ctx(2)) saltLength = decodeSmallInteger(params, expectTag(inner, TAG.integer, 'saltLength'), 'saltLength');
-  }
-  return { hashOid, saltLength };
-}
-
-/** A signed structure (certificate, CRL, BasicOCSPResponse): what was signed, how, and the signature. */
-export interface Signed {
-  readonly tbs: Uint8Array;
-  readonly signatureAlgorithm: AlgorithmIdentifier;
-  readonly signature: Uint8Array;
-}
+import type { Signed } from './signature.js';
 
 /** The fields of a CRL (RFC 5280 5.1); entries are visited, not collected, so huge CRLs stay cheap. */
 export interface CrlFields extends Signed {
@@ -124,8 +104,10 @@ export function parseCrl(der: Uint8Array): CrlFields {
   };
 }
 
-/** IssuingDistributionPoint (RFC 5280 5.2.5) flags. */
-export interface IdpFlags {
+/** IssuingDistributionPoint (RFC 5280 5.2.5): the scope of a CRL. */
+export interface IdpFields {
+  /** The `[0] distributionPoint` element, when present (read with `distributionPointNames` of certificate.ts). */
+  readonly distributionPoint: Tlv | null;
   readonly onlyUserCerts: boolean;
   readonly onlyCaCerts: boolean;
   readonly onlySomeReasons: boolean;
@@ -133,16 +115,26 @@ export interface IdpFlags {
   readonly onlyAttributeCerts: boolean;
 }
 
-export function issuingDistributionPoint(value: Uint8Array): IdpFlags {
-  const flags = { onlyUserCerts: false, onlyCaCerts: false, onlySomeReasons: false, indirectCrl: false, onlyAttributeCerts: false };
+/** Reads the extension value `value`; anything but the fields of RFC 5280 5.2.5 in order throws DerError. */
+export function issuingDistributionPoint(value: Uint8Array): IdpFields {
+  const fields = {
+    distributionPoint: null as Tlv | null, onlyUserCerts: false, onlyCaCerts: false, onlySomeReasons: false, indirectCrl: false,
+    onlyAttributeCerts: false,
+  };
+  let last = -1;
   for (const field of children(value, readWhole(value, TAG.sequence, 'IssuingDistributionPoint'))) {
-    if (field.tag === ctxPrim(1)) flags.onlyUserCerts = decodeBoolean(value, field);
-    else if (field.tag === ctxPrim(2)) flags.onlyCaCerts = decodeBoolean(value, field);
-    else if (field.tag === ctxPrim(3)) flags.onlySomeReasons = true;
-    else if (field.tag === ctxPrim(4)) flags.indirectCrl = decodeBoolean(value, field);
-    else if (field.tag === ctxPrim(5)) flags.onlyAttributeCerts = decodeBoolean(value, field);
+    const number = field.tag & 0x1f;
+    if ((field.tag & 0xc0) !== 0x80 || number <= last || number > 5) throw new DerError('bad IssuingDistributionPoint');
+    last = number;
+    if (field.tag === ctx(0)) fields.distributionPoint = field;
+    else if (field.tag === ctxPrim(1)) fields.onlyUserCerts = decodeBoolean(value, field);
+    else if (field.tag === ctxPrim(2)) fields.onlyCaCerts = decodeBoolean(value, field);
+    else if (field.tag === ctxPrim(3) || field.tag === ctx(3)) fields.onlySomeReasons = true;
+    else if (field.tag === ctxPrim(4)) fields.indirectCrl = decodeBoolean(value, field);
+    else if (field.tag === ctxPrim(5)) fields.onlyAttributeCerts = decodeBoolean(value, field);
+    else throw new DerError('bad IssuingDistributionPoint');
   }
-  return flags;
+  return fields;
 }
 
 // ---------------------------------------------------------------- OCSP requests

@@ -11,46 +11,64 @@
  * A certificate proven revoked is rejected in every mode except SKIP (`certificate_revoked`).
  *
  * What counts as an answer: an OCSP response that is `successful`, signed by the issuer or by a
- * delegated responder certificate the issuer signed with EKU id-kp-OCSPSigning (RFC 6960 4.2.2.2),
- * whose SingleResponse CertID matches the certificate (RFC 6960 4.1.1), whose thisUpdate is not in
- * the future and whose nextUpdate (when present) has not passed (RFC 6960 3.2, with 5 minutes of
- * clock skew as `openssl ocsp` allows); or a CRL signed by the issuer, naming it as issuer, current
- * (thisUpdate/nextUpdate as above) and without an unsupported critical extension (RFC 5280 6.3.3).
- * A response that fails any of these is ignored ENTIRELY, whatever status it claims: a forged
- * "revoked" does not reject (anyone able to forge answers could otherwise deny service to any
- * client), it counts as "no answer" like a forged "good".
+ * delegated responder certificate the issuer issued with EKU id-kp-OCSPSigning (RFC 6960 4.2.2.2),
+ * whose SingleResponse CertID matches the certificate (RFC 6960 4.1.1), and that is current (below);
+ * or a CRL whose issuer name matches the certificate's issuer (RFC 5280 6.3.3 (b)(1)), signed by the
+ * issuer's key (whose keyUsage, when present, allows cRLSign: 6.3.3 (f)), current, in scope for the
+ * certificate (6.3.3 (b)(2): the issuingDistributionPoint names the distribution point the CRL was
+ * fetched from, onlyContainsUserCerts / onlyContainsCACerts fit the certificate), and without an
+ * unsupported critical extension. Indirect CRLs and CRLs of attribute certificates are not used at
+ * all; a CRL limited to some revocation reasons (onlySomeReasons) can prove "revoked" but never
+ * "good". A response that fails any of these is ignored ENTIRELY, whatever status it claims: a
+ * forged "revoked" does not reject (anyone able to forge answers could otherwise deny service to
+ * any client), it counts as "no answer" like a forged "good".
  *
- * Which certificates: the leaf; with `checkWholePath`, also every further certificate of the path
- * that names an OCSP responder or a CRL distribution point, up to (not including) a configured
- * trust anchor or a self-issued root. Each certificate's issuer is found among chain + anchors by
- * name (byte-equal DER) and signature. `ocspUrlOverride` replaces the AIA OCSP URLs of every
- * certificate checked; the CRL distribution points stay the certificate's own.
+ * Current (RFC 6960 3.2 items 4-6, RFC 5280 6.3.3 (a)): thisUpdate is not in the future; nextUpdate,
+ * when present, has not passed; without nextUpdate, thisUpdate is at most `maxAgeMs` old (a replayed
+ * old "good" is not current). All with 5 minutes of clock skew, as `openssl ocsp` allows.
+ *
+ * Names and signatures: issuers, CRL issuers and OCSP ResponderIDs byName are compared under RFC
+ * 5280 section 7.1 (`DistinguishedName.key`: string type and ASCII case do not matter), and every
+ * signature (certificates, CRLs, OCSP responses) is checked by `signature.ts`, the same code and the
+ * same algorithm list as path validation: SHA-1 and MD5 are refused in every scheme.
+ *
+ * Which certificates: exactly the path chain validation accepted (`ValidatedPath` of chain.ts),
+ * never one rebuilt from the header, so that no presented certificate off that path is ever looked
+ * at and no URL from it is ever fetched. The leaf is always checked (with its issuer on the path, or
+ * `leafIssuer` when the leaf alone is a configured certificate); with `checkWholePath`, also every
+ * further certificate of the path that names an OCSP responder or a CRL distribution point, up to
+ * (not including) the first configured trust anchor. `ocspUrlOverride` replaces the AIA OCSP URLs
+ * of every certificate checked; the CRL distribution points stay the certificate's own.
  *
  * Caching: verdicts are keyed by issuer (hash of its public key and name) + serial, never by subject
  * DN (two CAs can issue the same DN), bounded in entries, kept at most `cacheTtlMs` milliseconds
- * and never past the answer's nextUpdate. Network failures and invalid answers are never cached.
+ * and never past the answer's nextUpdate (or thisUpdate + `maxAgeMs` without one). Network
+ * failures and invalid answers are never cached.
  * Concurrent checks of one certificate share one lookup. CRLs are downloaded (at most 10 MiB),
  * verified and turned into a serial set once, kept in a small bounded cache keyed by URL + issuer;
  * a large CRL's signature is checked on the thread pool and its entries are read in slices with
  * yields to the event loop in between.
  *
  * Certificates are read by `certificate.ts`, CRLs and OCSP by `revocation-der.ts` (not pkijs: see
- * there for why), both on the strict DER reader of `der.ts`; requests go through `http.ts`.
+ * there for why), both on the strict DER reader of `der.ts`; signatures are checked by
+ * `signature.ts`; requests go through `http.ts`.
  *
  * `timeoutMs` is in milliseconds and applies to each responder request (an OCSP responder that
  * hangs costs `timeoutMs`, then the CRL fallback gets its own `timeoutMs`).
  */
-import { createHash, randomBytes, verify as verifySignatureBytes, type KeyObject, type VerifyKeyObjectInput } from 'node:crypto';
+import { createHash, randomBytes, type KeyObject } from 'node:crypto';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { BoundedCache } from './cache.js';
 import {
-  authorityInfoAccessUris, crlDistributionPointUris, parseCertificate, subjectPublicKey, subjectPublicKeyBits,
-  thumbprintS256, type ParsedCertificate,
+  KEY_USAGE, authorityInfoAccessUris, crlDistributionPoints, distributionPointNames, parseCertificate, parseDistinguishedName,
+  sameGeneralName, subjectPublicKey, subjectPublicKeyBits, type GeneralName, type ParsedCertificate,
 } from './certificate.js';
-import { DerError, integerHex, type AlgorithmIdentifier } from './der.js';
+import type { ValidatedPath } from './chain.js';
+import { integerHex } from './der.js';
 import { fail, ok, type Result } from './errors.js';
 import { describeNetworkError, HttpError, httpRequest } from './http.js';
 import * as der from './revocation-der.js';
+import { issuedBy, verifySigned, verifySignedAsync, type SignatureVerdict } from './signature.js';
 
 export interface RevocationOptions {
   readonly mode: 'SKIP' | 'IGNORE_CA_ERROR' | 'STRICT';
@@ -72,6 +90,11 @@ export interface RevocationOptions {
   readonly checkWholePath?: boolean;
   /** Largest CRL accepted, in bytes (default 10 MiB). */
   readonly maxCrlBytes?: number;
+  /**
+   * Oldest thisUpdate accepted, in milliseconds before now, for an OCSP response or CRL without
+   * nextUpdate (`revocation_max_age`; default one day).
+   */
+  readonly maxAgeMs?: number;
   /** Clock in epoch milliseconds, for tests. */
   readonly now?: () => number;
 }
@@ -93,7 +116,8 @@ export interface RevocationOutcome {
 
 /** What the verifier needs of a revocation checker (explain.ts shares one answer per run). */
 export interface RevocationLookup {
-  check(chain: readonly Uint8Array[], anchors: readonly Uint8Array[]): Promise<Result<RevocationOutcome>>;
+  /** The status of the certificates of `path`, exactly the path chain validation accepted. */
+  check(path: ValidatedPath): Promise<Result<RevocationOutcome>>;
 }
 
 type Definitive = { readonly status: 'good' | 'revoked'; readonly source: 'ocsp' | 'crl'; readonly responder: string };
@@ -101,11 +125,16 @@ type Verdict = Definitive | { readonly status: 'unknown'; readonly detail: strin
 /** One responder's answer: proven status (with the time it stops being current) or why there is none. */
 type Answer = { readonly status: 'good' | 'revoked'; readonly notAfter?: number } | { readonly status: 'none'; readonly why: string };
 
+/** A verified CRL, reduced to what answering needs; scope and currency are checked per use. */
 interface CrlSnapshot {
   readonly serials: ReadonlySet<string>;
+  readonly thisUpdate: number;
   readonly nextUpdate?: number;
+  /** issuingDistributionPoint distributionPoint names; null when the CRL does not limit itself to a point. */
+  readonly scopeNames: readonly GeneralName[] | null;
   readonly onlyUserCerts: boolean;
   readonly onlyCaCerts: boolean;
+  readonly onlySomeReasons: boolean;
 }
 type FetchResult = { readonly ok: true; readonly body: Buffer } | { readonly ok: false; readonly error: string };
 type CrlFetch = { readonly ok: true; readonly crl: CrlSnapshot } | { readonly ok: false; readonly why: string };
@@ -117,27 +146,20 @@ const OID = {
   adOcsp: '1.3.6.1.5.5.7.48.1',
   kpOcspSigning: '1.3.6.1.5.5.7.3.9',
   issuingDistributionPoint: '2.5.29.28',
-  rsaPss: '1.2.840.113549.1.1.10',
 } as const;
 
+/** CertID hash algorithms (RFC 6960 4.1.1; not signatures, so SHA-1 is fine here: RFC 5019 requires it). */
 const HASH_BY_OID: Readonly<Record<string, string>> = {
   '1.3.14.3.2.26': 'sha1', '2.16.840.1.101.3.4.2.4': 'sha224', '2.16.840.1.101.3.4.2.1': 'sha256',
   '2.16.840.1.101.3.4.2.2': 'sha384', '2.16.840.1.101.3.4.2.3': 'sha512',
-};
-/** Signature algorithm OID -> [key type, digest] (RFC 3279, 4055, 5758, 8410). */
-const SIGNATURE_ALGORITHMS: Readonly<Record<string, readonly [string, string | null]>> = {
-  '1.2.840.113549.1.1.5': ['rsa', 'sha1'], '1.2.840.113549.1.1.14': ['rsa', 'sha224'],
-  '1.2.840.113549.1.1.11': ['rsa', 'sha256'], '1.2.840.113549.1.1.12': ['rsa', 'sha384'],
-  '1.2.840.113549.1.1.13': ['rsa', 'sha512'],
-  '1.2.840.10045.4.1': ['ec', 'sha1'], '1.2.840.10045.4.3.1': ['ec', 'sha224'], '1.2.840.10045.4.3.2': ['ec', 'sha256'],
-  '1.2.840.10045.4.3.3': ['ec', 'sha384'], '1.2.840.10045.4.3.4': ['ec', 'sha512'],
-  '1.3.101.112': ['ed25519', null], '1.3.101.113': ['ed448', null],
 };
 
 /** Clock skew tolerated on thisUpdate / nextUpdate (openssl's default MAX_VALIDITY_PERIOD). */
 const SKEW_MS = 5 * 60 * 1000;
 const MAX_OCSP_BYTES = 256 * 1024;
 const DEFAULT_MAX_CRL_BYTES = 10 * 1024 * 1024;
+/** Default `maxAgeMs`: one day. */
+export const DEFAULT_REVOCATION_MAX_AGE_MS = 24 * 3600 * 1000;
 const CRL_CACHE_ENTRIES = 16;
 /** CRL entries read between two yields to the event loop. */
 const CRL_ENTRIES_PER_SLICE = 1024;
@@ -151,50 +173,18 @@ const hex = (data: Uint8Array): string => Buffer.from(data).toString('hex');
 const bytesEqual = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a.buffer, a.byteOffset, a.byteLength)
   .equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 
-/**
- * How node:crypto verifies a signature under an X.509 AlgorithmIdentifier (RFC 5280 4.1.1.2):
- * digest and key options, or null when the algorithm is unknown or does not fit the key type.
- */
-function verifierFor(algorithm: AlgorithmIdentifier, key: KeyObject): { digest: string | null; key: KeyObject | VerifyKeyObjectInput } | null {
-  const keyType = key.asymmetricKeyType ?? '';
-  if (algorithm.oid === OID.rsaPss) {
-    if (keyType !== 'rsa' && keyType !== 'rsa-pss') return null;
-    const params = der.pssParams(algorithm.parameters);
-    const digest = HASH_BY_OID[params.hashOid];
-    if (digest === undefined) return null;
-    return { digest, key: { key, padding: 6 /* RSA_PKCS1_PSS_PADDING */, saltLength: params.saltLength } };
-  }
-  const known = SIGNATURE_ALGORITHMS[algorithm.oid];
-  if (known === undefined || known[0] !== keyType) return null;
-  return { digest: known[1], key };
+/** Why a signature of a responder is not accepted, for details. */
+function signatureProblem(verdict: SignatureVerdict, what: string, signer: string): string {
+  return verdict === 'weak' ? `${what} is signed with SHA-1 or MD5, which is refused (ignored)` : `${what} is not signed by ${signer} (ignored)`;
 }
 
-function signatureValid(data: Uint8Array, algorithm: AlgorithmIdentifier, signature: Uint8Array, key: KeyObject): boolean {
-  try {
-    const verifier = verifierFor(algorithm, key);
-    return verifier !== null && verifySignatureBytes(verifier.digest, data, verifier.key, signature);
-  } catch {
-    return false;
-  }
+/** A CRL distribution point to fetch: one http(s) URL and every name of its point (for the CRL's scope check). */
+interface CrlPoint {
+  readonly url: URL;
+  readonly names: readonly GeneralName[];
 }
 
-/** The same, hashing on libuv's thread pool: used for CRLs, which can be megabytes long. */
-function signatureValidAsync(data: Uint8Array, algorithm: AlgorithmIdentifier, signature: Uint8Array, key: KeyObject): Promise<boolean> {
-  return new Promise((resolve) => {
-    try {
-      const verifier = verifierFor(algorithm, key);
-      if (verifier === null) {
-        resolve(false);
-        return;
-      }
-      verifySignatureBytes(verifier.digest, data, verifier.key, signature, (error, valid) => resolve(error === null && valid));
-    } catch {
-      resolve(false);
-    }
-  });
-}
-
-/** A certificate read once: what revocation checking needs from it, its key, and issuer checks done so far. */
+/** A certificate prepared once: what revocation checking needs from it, and its public key. */
 class ParsedCert {
   /** x5t#S256 of the DER. */
   readonly id: string;
@@ -204,25 +194,26 @@ class ParsedCert {
   /** subjectPublicKey bits (OCSP CertID issuerKeyHash input). */
   readonly keyBits: Uint8Array;
   readonly ocspUrls: readonly URL[];
-  readonly crlUrls: readonly URL[];
+  readonly crlPoints: readonly CrlPoint[];
   readonly isCa: boolean;
   readonly purposes: readonly string[];
   #key: KeyObject | undefined;
   #issuerId: string | undefined;
-  readonly #issuedBy = new Map<string, boolean>();
 
-  /** Throws when `bytes` is not a certificate this verifier can read. */
-  constructor(bytes: Uint8Array, id: string) {
-    const parsed = parseCertificate(Buffer.from(bytes)); // a copy: `bytes` may be a view into a whole OCSP response
-    if (!parsed.ok) throw new DerError(parsed.error.detail);
-    this.id = id;
-    this.cert = parsed.value;
-    this.serialHex = integerHex(this.cert.serial);
-    this.keyBits = subjectPublicKeyBits(this.cert);
-    this.ocspUrls = httpUrls(authorityInfoAccessUris(this.cert, OID.adOcsp));
-    this.crlUrls = httpUrls(crlDistributionPointUris(this.cert));
-    this.isCa = this.cert.basicConstraints?.ca ?? false;
-    this.purposes = this.cert.extKeyUsage ?? [];
+  /** Throws when a revocation pointer of `cert` is malformed. */
+  constructor(cert: ParsedCertificate) {
+    this.id = cert.facts.thumbprint;
+    this.cert = cert;
+    this.serialHex = integerHex(cert.serial);
+    this.keyBits = subjectPublicKeyBits(cert);
+    this.ocspUrls = httpUrls(authorityInfoAccessUris(cert, OID.adOcsp));
+    const points: CrlPoint[] = [];
+    for (const point of crlDistributionPoints(cert)) {
+      for (const url of httpUrls(point.uris)) if (points.length < MAX_URLS) points.push({ url, names: point.names });
+    }
+    this.crlPoints = points;
+    this.isCa = cert.basicConstraints?.ca ?? false;
+    this.purposes = cert.extKeyUsage ?? [];
   }
 
   /** Subject DN for failure details. */
@@ -230,7 +221,7 @@ class ParsedCert {
     return this.cert.subject.text;
   }
 
-  /** DER of the subject Name (issuerNameHash input, CRL and responder name comparisons). */
+  /** DER of the subject Name as encoded (OCSP issuerNameHash input, as `openssl ocsp` computes it). */
   get subjectDer(): Uint8Array {
     return this.cert.subject.der;
   }
@@ -244,17 +235,6 @@ class ParsedCert {
   get key(): KeyObject {
     this.#key ??= subjectPublicKey(this.cert);
     return this.#key;
-  }
-
-  /** RFC 5280 6.1.3 (a)(1)/(a)(4): `issuer` is named as this certificate's issuer and signed it. */
-  isIssuedBy(issuer: ParsedCert): boolean {
-    let verdict = this.#issuedBy.get(issuer.id);
-    if (verdict === undefined) {
-      verdict = bytesEqual(this.cert.issuer.der, issuer.subjectDer)
-        && signatureValid(this.cert.tbs, this.cert.signatureAlgorithm, this.cert.signature, issuer.key);
-      if (this.#issuedBy.size < 16) this.#issuedBy.set(issuer.id, verdict);
-    }
-    return verdict;
   }
 }
 
@@ -292,16 +272,28 @@ function httpUrls(values: readonly string[]): URL[] {
   return urls;
 }
 
-/** RFC 6960 3.2 items 5/6 and RFC 5280 6.3.3 (a): the answer is current at `now`. */
-function currencyProblem(thisUpdate: number, nextUpdate: number | undefined, now: number): string | null {
+/**
+ * RFC 6960 3.2 items 4-6 and RFC 5280 6.3.3 (a): the answer is current at `now`. Without nextUpdate,
+ * thisUpdate may be at most `maxAgeMs` old.
+ */
+function currencyProblem(thisUpdate: number, nextUpdate: number | undefined, now: number, maxAgeMs: number): string | null {
   if (!Number.isFinite(thisUpdate) || thisUpdate > now + SKEW_MS) return 'thisUpdate is in the future';
   if (nextUpdate !== undefined && (!Number.isFinite(nextUpdate) || nextUpdate + SKEW_MS < now)) return 'nextUpdate has passed (stale)';
+  if (nextUpdate === undefined && thisUpdate + maxAgeMs + SKEW_MS < now) {
+    return `has no nextUpdate and its thisUpdate is more than ${Math.round(maxAgeMs / 1000)} s old (stale)`;
+  }
   return null;
+}
+
+/** Until when an answer may be used (and cached): nextUpdate, else thisUpdate + `maxAgeMs`. */
+function usableUntil(thisUpdate: number, nextUpdate: number | undefined, maxAgeMs: number): number {
+  return nextUpdate ?? thisUpdate + maxAgeMs;
 }
 
 export class RevocationChecker implements RevocationLookup {
   readonly #options: RevocationOptions;
   readonly #now: () => number;
+  readonly #maxAgeMs: number;
   readonly #verdicts: BoundedCache<Definitive>;
   readonly #crls: BoundedCache<CrlSnapshot>;
   readonly #parsed: BoundedCache<ParsedCert>;
@@ -315,6 +307,7 @@ export class RevocationChecker implements RevocationLookup {
   constructor(options: RevocationOptions) {
     this.#options = options;
     this.#now = options.now ?? Date.now;
+    this.#maxAgeMs = options.maxAgeMs ?? DEFAULT_REVOCATION_MAX_AGE_MS;
     this.#verdicts = new BoundedCache({ maxEntries: options.cacheSize, ttlMs: options.cacheTtlMs, now: this.#now });
     this.#crls = new BoundedCache({
       maxEntries: Math.min(options.cacheSize, CRL_CACHE_ENTRIES), ttlMs: options.cacheTtlMs, now: this.#now,
@@ -323,15 +316,13 @@ export class RevocationChecker implements RevocationLookup {
   }
 
   /**
-   * Checks the revocation status of `chain` (DER, leaf first, already validated) according to the
-   * mode. `anchors` are the configured trust anchors (DER); each certificate's issuer is found
-   * among chain + anchors by name and signature. Never throws; an unexpected exception is
-   * `internal_error` in every mode.
+   * Checks the revocation status of the certificates of `path` (what chain validation accepted)
+   * according to the mode. Never throws; an unexpected exception is `internal_error` in every mode.
    */
-  async check(chain: readonly Uint8Array[], anchors: readonly Uint8Array[]): Promise<Result<RevocationOutcome>> {
+  async check(path: ValidatedPath): Promise<Result<RevocationOutcome>> {
     if (this.#options.mode === 'SKIP') return ok({ checked: 0, source: 'skipped' });
     try {
-      return await this.#check(chain, anchors);
+      return await this.#check(path);
     } catch (error) {
       const name = error instanceof Error ? error.name : typeof error;
       return fail('internal_error', `revocation check failed unexpectedly (${name})`);
@@ -343,56 +334,39 @@ export class RevocationChecker implements RevocationLookup {
     return { hits: this.#hits, misses: this.#misses, fetches: this.#fetches, coalesced: this.#coalesced };
   }
 
-  #parse(bytes: Uint8Array): ParsedCert {
-    const id = thumbprintS256(bytes);
-    let parsed = this.#parsed.get(id);
-    if (parsed === undefined) {
-      parsed = new ParsedCert(bytes, id);
-      this.#parsed.set(id, parsed);
+  /** The prepared form of a certificate, shared across checks (by thumbprint). Throws DerError on a malformed pointer. */
+  #prepare(cert: ParsedCertificate): ParsedCert {
+    const id = cert.facts.thumbprint;
+    let prepared = this.#parsed.get(id);
+    if (prepared === undefined) {
+      prepared = new ParsedCert(cert);
+      this.#parsed.set(id, prepared);
     }
-    return parsed;
+    return prepared;
   }
 
-  async #check(chain: readonly Uint8Array[], anchors: readonly Uint8Array[]): Promise<Result<RevocationOutcome>> {
+  async #check(path: ValidatedPath): Promise<Result<RevocationOutcome>> {
     const strict = this.#options.mode === 'STRICT';
-    if (chain.length === 0) return fail('internal_error', 'revocation check called without a certificate');
-    // The leaf must be readable (a failure here is internal_error); any other certificate this
-    // reader cannot parse simply cannot serve as an issuer.
-    const leafCert = this.#parse(chain[0] as Uint8Array);
-    const readable = (list: readonly Uint8Array[]): ParsedCert[] => list.flatMap((c) => {
-      try {
-        return [this.#parse(c)];
-      } catch {
-        return [];
-      }
-    });
-    const path = [leafCert, ...readable(chain.slice(1))];
-    const anchorCerts = readable(anchors);
-    const anchorIds = new Set(anchorCerts.map((a) => a.id));
-    const candidates = [...path, ...anchorCerts];
-
-    // Walk leaf -> issuer -> ... and collect [certificate, issuer] pairs to check. The walk stops at
-    // a trust anchor above the leaf (trusted by configuration, never checked) or a self-issued
-    // certificate. The leaf is always checked, even when it is itself pinned as an anchor.
-    const toCheck: Array<{ cert: ParsedCert; issuer: ParsedCert }> = [];
-    let current = leafCert;
-    for (let depth = 0; depth < candidates.length; depth++) {
-      if (depth > 0 && anchorIds.has(current.id)) break;
-      const subject = current;
-      const issuer = candidates.find((c) => c.id !== subject.id && subject.isIssuedBy(c));
-      if (issuer === undefined) {
-        if (depth === 0) {
-          const detail = `revocation status of ${current.subject} unknown: its issuer is not among the chain and trust anchors`;
-          return strict ? fail('revocation_unknown', detail) : ok({ checked: 0, source: 'none', detail });
-        }
-        break;
-      }
-      const hasInfo = current.ocspUrls.length > 0 || current.crlUrls.length > 0;
-      if (depth === 0 || hasInfo) toCheck.push({ cert: current, issuer });
-      if (this.#options.checkWholePath !== true || issuer.isIssuedBy(issuer)) break;
-      current = issuer;
+    const certs = path.certificates;
+    const leafCert = certs[0];
+    if (leafCert === undefined) return fail('internal_error', 'revocation check called without a certificate');
+    // A certificate of the path whose revocation pointers cannot be read is internal_error (throws).
+    const leaf = this.#prepare(leafCert);
+    const leafIssuer = certs[1] ?? path.leafIssuer;
+    if (leafIssuer === null) {
+      const detail = `revocation status of ${leaf.subject} unknown: the validated path is the client certificate alone `
+        + '(a configured certificate) and its issuer is not among the presented certificates and trust anchors';
+      return strict ? fail('revocation_unknown', detail) : ok({ checked: 0, source: 'none', detail });
     }
-    if (toCheck.length === 0) return fail('internal_error', 'revocation check found no certificate to check');
+    // The leaf, always; then, with checkWholePath, each further certificate with revocation info,
+    // up to (not including) the first configured trust anchor.
+    const toCheck: Array<{ cert: ParsedCert; issuer: ParsedCert }> = [{ cert: leaf, issuer: this.#prepare(leafIssuer) }];
+    if (this.#options.checkWholePath === true) {
+      for (let i = 1; i + 1 < certs.length && path.trusted[i] !== true; i++) {
+        const cert = this.#prepare(certs[i]!);
+        if (cert.ocspUrls.length > 0 || cert.crlPoints.length > 0) toCheck.push({ cert, issuer: this.#prepare(certs[i + 1]!) });
+      }
+    }
 
     const verdicts = await Promise.all(toCheck.map(async ({ cert, issuer }) => ({ cert, ...(await this.#statusOf(cert, issuer)) })));
     for (const { cert, verdict } of verdicts) {
@@ -406,10 +380,10 @@ export class RevocationChecker implements RevocationLookup {
       const detail = unknown.join('; ');
       return strict ? fail('revocation_unknown', detail) : ok({ checked: verdicts.length - unknown.length, source: 'none', detail });
     }
-    const leaf = verdicts[0]?.verdict;
-    if (leaf === undefined || leaf.status !== 'good') return fail('internal_error', 'revocation verdict missing');
+    const first = verdicts[0]?.verdict;
+    if (first === undefined || first.status !== 'good') return fail('internal_error', 'revocation verdict missing');
     const allCached = verdicts.every((v) => v.cached);
-    return ok({ checked: verdicts.length, source: allCached ? 'cache' : leaf.source, responder: leaf.responder });
+    return ok({ checked: verdicts.length, source: allCached ? 'cache' : first.source, responder: first.responder });
   }
 
   /** The verdict for one certificate: from the cache, from a lookup already running, or a new lookup. */
@@ -440,21 +414,21 @@ export class RevocationChecker implements RevocationLookup {
       const url = URL.canParse(override) ? new URL(override) : null;
       ocspUrls = url !== null ? [url] : [];
     }
-    const attempts: Array<[URL, 'ocsp' | 'crl']> = [
-      ...ocspUrls.map((u): [URL, 'ocsp'] => [u, 'ocsp']),
-      ...cert.crlUrls.map((u): [URL, 'crl'] => [u, 'crl']),
+    const attempts: Array<{ kind: 'ocsp'; url: URL } | { kind: 'crl'; url: URL; point: CrlPoint }> = [
+      ...ocspUrls.map((url) => ({ kind: 'ocsp' as const, url })),
+      ...cert.crlPoints.map((point) => ({ kind: 'crl' as const, url: point.url, point })),
     ];
     if (attempts.length === 0) {
       return { status: 'unknown', detail: `revocation status of ${cert.subject} unknown: it names no OCSP responder and no CRL distribution point` };
     }
     const reasons: string[] = [];
-    for (const [url, kind] of attempts) {
-      const answer = kind === 'ocsp' ? await this.#askOcsp(url, cert, issuer) : await this.#askCrl(url, cert, issuer);
+    for (const attempt of attempts) {
+      const answer = attempt.kind === 'ocsp' ? await this.#askOcsp(attempt.url, cert, issuer) : await this.#askCrl(attempt.point, cert, issuer);
       if (answer.status === 'none') {
-        reasons.push(`${kind.toUpperCase()} ${responderHost(url)}: ${answer.why}`);
+        reasons.push(`${attempt.kind.toUpperCase()} ${responderHost(attempt.url)}: ${answer.why}`);
         continue;
       }
-      const verdict: Definitive = { status: answer.status, source: kind, responder: responderHost(url) };
+      const verdict: Definitive = { status: answer.status, source: attempt.kind, responder: responderHost(attempt.url) };
       this.#verdicts.set(key, verdict, answer.notAfter);
       return verdict;
     }
@@ -483,7 +457,10 @@ export class RevocationChecker implements RevocationLookup {
     }
   }
 
-  /** RFC 6960 4.1: POST one request (SHA-1 CertID, as RFC 5019 2.1.1 requires, plus a nonce) and validate the answer. */
+  /**
+   * RFC 6960 4.1: POST one request and validate the answer. The CertID is SHA-1 (RFC 5019 2.1.1)
+   * over the issuer's subject as the issuer certificate encodes it, as `openssl ocsp` does; plus a nonce.
+   */
   async #askOcsp(url: URL, cert: ParsedCert, issuer: ParsedCert): Promise<Answer> {
     const nonce = randomBytes(16);
     const body = der.encodeOcspRequest({
@@ -508,28 +485,46 @@ export class RevocationChecker implements RevocationLookup {
     if (basic === null) return { status: 'none', why: 'response is not a BasicOCSPResponse' };
 
     // RFC 6960 4.2.2.2: signed by the issuer itself, or by a currently valid responder certificate
-    // the issuer signed for id-kp-OCSPSigning. No other signer is accepted.
+    // the issuer issued for id-kp-OCSPSigning. No other signer is accepted. ResponderID byName is
+    // compared as names are (RFC 5280 7.1), byKey as SHA-1 of the key bits (RFC 6960 4.2.1).
     const now = this.#now();
-    const matchesResponderId = (c: ParsedCert): boolean => (basic.responderName !== null
-      ? bytesEqual(basic.responderName, c.subjectDer)
+    let responderNameKey: string | null = null;
+    if (basic.responderName !== null) {
+      try {
+        responderNameKey = parseDistinguishedName(basic.responderName).key;
+      } catch {
+        return { status: 'none', why: 'response has a malformed ResponderID (ignored)' };
+      }
+    }
+    const matchesResponderId = (c: ParsedCert): boolean => (responderNameKey !== null
+      ? responderNameKey === c.cert.subject.key
       : basic.responderKeyHash !== null && bytesEqual(basic.responderKeyHash, sha('sha1', c.keyBits)));
     const signers: ParsedCert[] = [];
     if (matchesResponderId(issuer)) signers.push(issuer);
     for (const embedded of basic.certs) {
       let candidate: ParsedCert;
       try {
-        candidate = this.#parse(embedded);
+        const parsed = parseCertificate(Buffer.from(embedded)); // a copy: `embedded` is a view into the whole response
+        if (!parsed.ok) continue;
+        candidate = this.#prepare(parsed.value);
       } catch {
         continue; // an unreadable extra certificate cannot authorise anything
       }
       if (candidate.id === issuer.id || !matchesResponderId(candidate)) continue;
       const { notBeforeMs, notAfterMs } = candidate.cert;
       if (!(notBeforeMs <= now + SKEW_MS && now <= notAfterMs)) continue;
-      if (candidate.isIssuedBy(issuer) && candidate.purposes.includes(OID.kpOcspSigning)) signers.push(candidate);
+      if (candidate.purposes.includes(OID.kpOcspSigning) && issuedBy(candidate.cert, issuer.cert, issuer.key) === 'valid') signers.push(candidate);
     }
-    if (!signers.some((s) => signatureValid(basic.tbs, basic.signatureAlgorithm, basic.signature, s.key))) {
-      return { status: 'none', why: 'response is not signed by the issuer or a responder it authorised (ignored)' };
+    let verdict: SignatureVerdict = 'invalid';
+    for (const signer of signers) {
+      const outcome = verifySigned(basic, signer.key);
+      if (outcome === 'valid') {
+        verdict = 'valid';
+        break;
+      }
+      if (outcome === 'weak') verdict = 'weak';
     }
+    if (verdict !== 'valid') return { status: 'none', why: signatureProblem(verdict, 'response', 'the issuer or a responder it authorised') };
 
     // RFC 8954 / RFC 6960 4.4.1: a nonce, when echoed, must be ours; a responder may omit it.
     const echoed = basic.extensions.find((e) => e.oid === OID.ocspNonce);
@@ -537,47 +532,53 @@ export class RevocationChecker implements RevocationLookup {
       return { status: 'none', why: 'response nonce does not match the request (ignored)' };
     }
 
-    // RFC 6960 4.1.1: the SingleResponse for this certificate, whatever CertID hash it uses.
+    // RFC 6960 4.1.1: the SingleResponse for this certificate, whatever CertID hash it uses; the
+    // issuer name may be hashed as the certificate encodes it (the RFC's wording) or as the issuer does.
     const single = basic.responses.find((r) => {
       const digest = HASH_BY_OID[r.hashOid];
-      return digest !== undefined && r.serialHex === cert.serialHex
-        && bytesEqual(r.issuerNameHash, sha(digest, issuer.subjectDer))
-        && bytesEqual(r.issuerKeyHash, sha(digest, issuer.keyBits));
+      if (digest === undefined || r.serialHex !== cert.serialHex || !bytesEqual(r.issuerKeyHash, sha(digest, issuer.keyBits))) return false;
+      return bytesEqual(r.issuerNameHash, sha(digest, issuer.subjectDer)) || bytesEqual(r.issuerNameHash, sha(digest, cert.cert.issuer.der));
     });
     if (single === undefined) return { status: 'none', why: 'response has no status for this certificate' };
-    const problem = currencyProblem(single.thisUpdate, single.nextUpdate, now);
+    const problem = currencyProblem(single.thisUpdate, single.nextUpdate, now, this.#maxAgeMs);
     if (problem !== null) return { status: 'none', why: `response ${problem} (ignored)` };
 
-    const notAfter = single.nextUpdate !== undefined ? { notAfter: single.nextUpdate } : {};
-    if (single.status === 'good' || single.status === 'revoked') return { status: single.status, ...notAfter };
+    const notAfter = usableUntil(single.thisUpdate, single.nextUpdate, this.#maxAgeMs);
+    if (single.status === 'good' || single.status === 'revoked') return { status: single.status, notAfter };
     if (single.status === 'unknown') return { status: 'none', why: 'responder does not know this certificate' };
     return { status: 'none', why: 'response has an invalid certificate status' };
   }
 
-  /** RFC 5280 6.3.3: the CRL at `url`, verified for `issuer`, says whether `cert` is listed. */
-  async #askCrl(url: URL, cert: ParsedCert, issuer: ParsedCert): Promise<Answer> {
-    const key = `${url.href}|${issuer.issuerId}`;
+  /** RFC 5280 6.3.3: the CRL of distribution point `point`, verified for `issuer`, says whether `cert` is listed. */
+  async #askCrl(point: CrlPoint, cert: ParsedCert, issuer: ParsedCert): Promise<Answer> {
+    const key = `${point.url.href}|${issuer.issuerId}`;
     let crl = this.#crls.get(key);
     if (crl === undefined) {
       let pending = this.#crlInflight.get(key);
       if (pending === undefined) {
-        pending = this.#downloadCrl(url, issuer).finally(() => this.#crlInflight.delete(key));
+        pending = this.#downloadCrl(point.url, issuer).finally(() => this.#crlInflight.delete(key));
         this.#crlInflight.set(key, pending);
       }
       const fetched = await pending;
       if (!fetched.ok) return { status: 'none', why: fetched.why };
       crl = fetched.crl;
-      this.#crls.set(key, crl, crl.nextUpdate);
+      this.#crls.set(key, crl, usableUntil(crl.thisUpdate, crl.nextUpdate, this.#maxAgeMs));
     }
-    if (crl.nextUpdate !== undefined && crl.nextUpdate + SKEW_MS < this.#now()) {
-      return { status: 'none', why: 'CRL nextUpdate has passed (stale) (ignored)' };
+    const problem = currencyProblem(crl.thisUpdate, crl.nextUpdate, this.#now(), this.#maxAgeMs);
+    if (problem !== null) return { status: 'none', why: `CRL ${problem} (ignored)` };
+    // RFC 5280 6.3.3 (b)(2)(i): a CRL for one distribution point says nothing about the others.
+    if (crl.scopeNames !== null && !crl.scopeNames.some((a) => point.names.some((b) => sameGeneralName(a, b)))) {
+      return { status: 'none', why: 'CRL scope (issuingDistributionPoint) is another distribution point than the certificate\'s (ignored)' };
     }
-    // RFC 5280 5.2.5: a CRL scoped to CA (or end-entity) certificates says nothing about the others.
+    // RFC 5280 6.3.3 (b)(2)(ii), (iii): a CRL scoped to CA (or end-entity) certificates says nothing about the others.
     if ((crl.onlyCaCerts && !cert.isCa) || (crl.onlyUserCerts && cert.isCa)) {
-      return { status: 'none', why: 'CRL scope does not cover this certificate' };
+      return { status: 'none', why: `CRL scope covers only ${crl.onlyCaCerts ? 'CA' : 'end-entity'} certificates (ignored)` };
     }
-    const notAfter = crl.nextUpdate !== undefined ? { notAfter: crl.nextUpdate } : {};
-    return { status: crl.serials.has(cert.serialHex) ? 'revoked' : 'good', ...notAfter };
+    const notAfter = usableUntil(crl.thisUpdate, crl.nextUpdate, this.#maxAgeMs);
+    if (crl.serials.has(cert.serialHex)) return { status: 'revoked', notAfter };
+    // RFC 5280 6.3.3 (d), (j): a CRL covering only some reasons cannot show that none applies.
+    if (crl.onlySomeReasons) return { status: 'none', why: 'CRL covers only some revocation reasons and cannot prove the certificate good' };
+    return { status: 'good', notAfter };
   }
 
   async #downloadCrl(url: URL, issuer: ParsedCert): Promise<CrlFetch> {
@@ -597,20 +598,25 @@ export class RevocationChecker implements RevocationLookup {
       bytes = Buffer.from(body.toString('latin1').replace(/-----(BEGIN|END) X509 CRL-----/g, ''), 'base64');
     }
     const crl = der.parseCrl(bytes);
-    if (!bytesEqual(crl.issuer, issuer.subjectDer)) return { ok: false, why: 'CRL issuer is not the certificate issuer (ignored)' };
-    if (!(await signatureValidAsync(crl.tbs, crl.signatureAlgorithm, crl.signature, issuer.key))) {
-      return { ok: false, why: 'CRL is not signed by the issuer (ignored)' };
-    }
-    const problem = currencyProblem(crl.thisUpdate, crl.nextUpdate, this.#now());
+    // RFC 5280 6.3.3 (b)(1): the CRL issuer matches the certificate's issuer, compared as names are (7.1).
+    const crlIssuer = parseDistinguishedName(crl.issuer);
+    if (crlIssuer.key !== issuer.cert.subject.key) return { ok: false, why: 'CRL issuer is not the certificate issuer (ignored)' };
+    // RFC 5280 6.3.3 (f): an issuer whose keyUsage is present must have cRLSign.
+    const keyUsage = issuer.cert.keyUsage;
+    if (keyUsage !== null && (keyUsage & KEY_USAGE.cRLSign) === 0) return { ok: false, why: 'CRL issuer\'s keyUsage lacks cRLSign (ignored)' };
+    const signature = await verifySignedAsync(crl, issuer.key);
+    if (signature !== 'valid') return { ok: false, why: signatureProblem(signature, 'CRL', 'the issuer') };
+    const problem = currencyProblem(crl.thisUpdate, crl.nextUpdate, this.#now(), this.#maxAgeMs);
     if (problem !== null) return { ok: false, why: `CRL ${problem} (ignored)` };
 
-    let flags: der.IdpFlags | null = null;
+    let idp: der.IdpFields | null = null;
+    let scopeNames: GeneralName[] | null = null;
     for (const ext of crl.extensions) {
       if (ext.oid === OID.issuingDistributionPoint) {
-        flags = der.issuingDistributionPoint(ext.value);
-        if (flags.indirectCrl || flags.onlySomeReasons || flags.onlyAttributeCerts) {
-          return { ok: false, why: 'indirect or partitioned CRLs are not supported (ignored)' };
-        }
+        idp = der.issuingDistributionPoint(ext.value);
+        if (idp.indirectCrl) return { ok: false, why: 'indirect CRLs are not supported (ignored)' };
+        if (idp.onlyAttributeCerts) return { ok: false, why: 'CRL covers only attribute certificates (ignored)' };
+        if (idp.distributionPoint !== null) scopeNames = distributionPointNames(ext.value, idp.distributionPoint, crlIssuer);
       } else if (ext.critical) {
         // RFC 5280 5.2: a critical extension we do not process (a delta CRL indicator, for one).
         return { ok: false, why: `CRL has an unsupported critical extension ${ext.oid} (ignored)` };
@@ -628,7 +634,8 @@ export class RevocationChecker implements RevocationLookup {
     return {
       ok: true,
       crl: {
-        serials, onlyUserCerts: flags?.onlyUserCerts ?? false, onlyCaCerts: flags?.onlyCaCerts ?? false,
+        serials, thisUpdate: crl.thisUpdate, scopeNames,
+        onlyUserCerts: idp?.onlyUserCerts ?? false, onlyCaCerts: idp?.onlyCaCerts ?? false, onlySomeReasons: idp?.onlySomeReasons ?? false,
         ...(crl.nextUpdate !== undefined ? { nextUpdate: crl.nextUpdate } : {}),
       },
     };

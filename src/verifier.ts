@@ -5,10 +5,14 @@
  *   bearer.ts      Authorization header -> one bearer token (RFC 6750 section 2.1)
  *   header.ts      certificate header -> DER certificates, leaf first (only from a trusted peer)
  *   chain.ts       path validation to a configured CA (RFC 5280 section 6)
- *   revocation.ts  OCSP / CRL (RFC 6960, RFC 5280 section 5)
  *   token.ts       JWT signature and claims against the issuer's JWKS (RFC 7519, RFC 9068)
  *   binding.ts     cnf x5t#S256 == thumbprint of the certificate (RFC 8705 section 3)
+ *   revocation.ts  OCSP / CRL (RFC 6960, RFC 5280 section 5) of the path chain.ts accepted
  *   response.ts    rejection -> 400/401/403 with an RFC 6750 challenge
+ *
+ * Revocation comes last on purpose: it is the only step that makes network requests to addresses
+ * that come from certificates (a CA's, but still), so only a request that would otherwise be
+ * allowed (valid token, bound to this certificate) can make the plugin fetch anything.
  */
 import { hash, randomBytes } from 'node:crypto';
 import type { MtlsPopConfig } from './config.js';
@@ -16,7 +20,7 @@ import { BoundedCache } from './cache.js';
 import { fail, failure, ok, type AuthFailure, type Result } from './errors.js';
 import { extractBearerToken } from './bearer.js';
 import { decodeCertificateHeader } from './header.js';
-import { ChainValidator } from './chain.js';
+import { ChainValidator, type ValidatedPath } from './chain.js';
 import type { CertificateFacts } from './certificate.js';
 import { JwksSource, type JwksOptions } from './jwks.js';
 import { TokenVerifier, checkTimes, type TokenPolicy } from './token.js';
@@ -131,6 +135,7 @@ export function revocationOptionsFrom(config: MtlsPopConfig, now?: () => number)
       ? null
       : `http://${fromHeader.http_proxy_host}:${fromHeader.http_proxy_port}`,
     checkWholePath: fromHeader.revocation_check_whole_chain,
+    maxAgeMs: fromHeader.revocation_max_age * 1000,
     ...withClock(now),
   };
 }
@@ -168,6 +173,12 @@ interface ApprovedDecision {
 }
 
 type CacheStats = { hits: number; misses: number; size: number };
+
+/** A validated certificate; `unchecked` is set when its revocation check (and cache entry) is still to come. */
+interface ValidatedCertificate {
+  readonly facts: CertificateFacts;
+  readonly unchecked: { readonly path: ValidatedPath; readonly anchors: TrustAnchors; readonly key: string } | null;
+}
 
 export class Verifier {
   readonly #config: MtlsPopConfig;
@@ -240,11 +251,13 @@ export class Verifier {
 
       const mode = this.#config.proof_of_possession_mtls;
       let certificateChecked = false;
+      let validated: ValidatedCertificate | null = null;
       // strict: the certificate is always required, so check it before spending a signature check.
       if (mode === 'strict') {
         const cert = await this.#certificate(facts, notes, used);
         if (!cert.ok) return this.#deny(cert.error, facts, null, notes);
-        certificate = cert.value;
+        validated = cert.value;
+        certificate = cert.value.facts;
         certificateChecked = true;
       }
 
@@ -258,11 +271,17 @@ export class Verifier {
       if (!certificateChecked && requiresCertificate(mode, bound.value)) {
         const cert = await this.#certificate(facts, notes, used);
         if (!cert.ok) return this.#deny(cert.error, facts, null, notes);
-        certificate = cert.value;
+        validated = cert.value;
+        certificate = cert.value.facts;
       }
 
       const binding = checkBinding(mode, bound.value, certificate?.thumbprint ?? null);
       if (!binding.ok) return this.#deny(binding.error, facts, certificate, notes);
+
+      if (validated !== null) {
+        const revocation = await this.#revocationChecked(validated);
+        if (!revocation.ok) return this.#deny(revocation.error, facts, null, notes);
+      }
       if (decisionKey !== null) {
         const certificateEnd = certificate === null ? Number.POSITIVE_INFINITY : (certificate.pathNotAfter ?? certificate.notAfter).getTime();
         const tokenEnd = verified.value.expiresAt ?? Number.NEGATIVE_INFINITY;
@@ -276,10 +295,11 @@ export class Verifier {
   }
 
   /**
-   * The client certificate from the header, validated. Missing (or from an untrusted peer, which
-   * counts as missing) -> `certificate_missing`.
+   * The client certificate from the header, validated (not yet checked for revocation unless it
+   * comes from the certificate cache). Missing (or from an untrusted peer, which counts as missing)
+   * -> `certificate_missing`.
    */
-  async #certificate(facts: RequestFacts, notes: Note[], used: { anchors: TrustAnchors | null }): Promise<Result<CertificateFacts>> {
+  async #certificate(facts: RequestFacts, notes: Note[], used: { anchors: TrustAnchors | null }): Promise<Result<ValidatedCertificate>> {
     const fromHeader = this.#config.proof_of_possession_mtls_from_header;
     if (fromHeader === null) return fail('certificate_missing', 'no certificate header is configured');
     const values = facts.certificateHeader;
@@ -303,7 +323,7 @@ export class Verifier {
     used.anchors = anchors.value;
     const key = hash('sha256', chainValue === null ? value : `${value}\u0000${chainValue}`, 'base64');
     const cached = this.#certificates.get(key);
-    if (cached !== undefined && cached.anchors === anchors.value) return ok(cached.facts);
+    if (cached !== undefined && cached.anchors === anchors.value) return ok({ facts: cached.facts, unchecked: null });
 
     const decoded = decodeCertificateHeader(value, fromHeader.certificate_header_format, {
       maxHeaderSize: fromHeader.max_header_size,
@@ -311,14 +331,25 @@ export class Verifier {
       xfccElements: fromHeader.xfcc_element_count,
     }, chainValue);
     if (!decoded.ok) return decoded;
-    const validated = await anchors.value.validator.validate(decoded.value);
+    const validated = await anchors.value.validator.validatePath(decoded.value);
     if (!validated.ok) return validated;
+    return ok({ facts: validated.value.facts, unchecked: { path: validated.value, anchors: anchors.value, key } });
+  }
+
+  /**
+   * Revocation of exactly the path chain validation accepted (never a path rebuilt from the
+   * header), then the certificate cache entry. A certificate from the cache was checked already.
+   */
+  async #revocationChecked(validated: ValidatedCertificate): Promise<Result<true>> {
+    const pending = validated.unchecked;
+    if (pending === null) return ok(true);
     if (this.#revocation !== null) {
-      const revocation = await this.#revocation.check(decoded.value, anchors.value.anchorsDer);
+      const revocation = await this.#revocation.check(pending.path);
       if (!revocation.ok) return revocation;
     }
-    this.#certificates.set(key, { anchors: anchors.value, facts: validated.value }, (validated.value.pathNotAfter ?? validated.value.notAfter).getTime());
-    return validated;
+    const facts = validated.facts;
+    this.#certificates.set(pending.key, { anchors: pending.anchors, facts }, (facts.pathNotAfter ?? facts.notAfter).getTime());
+    return ok(true);
   }
 
   /**

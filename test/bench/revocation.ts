@@ -8,6 +8,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ChainValidator, type ValidatedPath } from '../../src/chain.js';
 import { RevocationChecker } from '../../src/revocation.js';
 import { OpensslCa, serveFiles, startTestServer } from '../helpers/openssl-ca.js';
 import { check, fmt, type BenchScale, type Figure, type Log } from './common.js';
@@ -26,14 +27,22 @@ export async function runRevocation(_inputs: BenchInputs, scale: BenchScale, log
     const count = Math.max(2, scale.certBatch);
     for (let i = 0; i < count; i++) leaves.push(await ca.issue(`leaf${i}`, `/CN=bench-${i}`, { crlUrl }));
     crls.set('/root.crl', await ca.generateCrl());
-    const anchors = [ca.files.der];
+    const validator = ChainValidator.fromPem([ca.files.pem], { allowPartialChain: false, cacheSize: 0, cacheTtlMs: 0 });
+    check(validator.ok, 'the bench CA is not a valid trust anchor');
+    if (!validator.ok) throw new Error('unreachable');
+    const paths: ValidatedPath[] = [];
+    for (const leaf of leaves) {
+      const path = await validator.value.validatePath([leaf.der]);
+      check(path.ok, 'a bench certificate does not validate');
+      if (path.ok) paths.push(path.value);
+    }
     const checker = new RevocationChecker({ mode: 'STRICT', timeoutMs: 5000, cacheTtlMs: 60_000, cacheSize: 10_000, sslVerify: true });
 
     // Cold: each leaf's first check (the CRL itself is cached after the first download).
     const coldNs: number[] = [];
-    for (const leaf of leaves) {
+    for (const path of paths) {
       const started = process.hrtime.bigint();
-      const result = await checker.check([leaf.der], anchors);
+      const result = await checker.check(path);
       coldNs.push(Number(process.hrtime.bigint() - started));
       check(result.ok, 'a good certificate was not accepted');
     }
@@ -41,8 +50,8 @@ export async function runRevocation(_inputs: BenchInputs, scale: BenchScale, log
     const rounds = Math.max(1, Math.floor(scale.warmBatch / leaves.length));
     const started = process.hrtime.bigint();
     for (let r = 0; r < rounds; r++) {
-      for (const leaf of leaves) {
-        const result = await checker.check([leaf.der], anchors);
+      for (const path of paths) {
+        const result = await checker.check(path);
         check(result.ok, 'a cached good certificate was not accepted');
       }
     }

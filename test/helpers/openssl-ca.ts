@@ -82,6 +82,7 @@ export class OpensslCa {
   readonly files: CertFiles;
   #fakeRevocations = 0;
   #outsideIndex = 0;
+  #crlExtensions = 0;
 
   private constructor(dir: string, files: CertFiles) {
     this.dir = dir;
@@ -190,12 +191,24 @@ organizationName = optional
     appendFileSync(this.indexPath, `${lines.join('\n')}\n`);
   }
 
-  /** `openssl ca -gencrl`, returned as DER (what an HTTP CRL distribution point serves). */
-  async generateCrl(validity: { days?: number; hours?: number } = { days: 1 }): Promise<Buffer> {
+  /**
+   * `openssl ca -gencrl`, returned as DER (what an HTTP CRL distribution point serves). `options`:
+   * CRL extensions in openssl config syntax (e.g. `issuingDistributionPoint = critical, @idp` plus
+   * the `[idp]` section), the digest, and `-sigopt` values (e.g. `rsa_padding_mode:pss`).
+   */
+  async generateCrl(validity: { days?: number; hours?: number } = { days: 1 },
+    options: { extensions?: string; md?: string; sigopts?: readonly string[] } = {}): Promise<Buffer> {
     const pemPath = join(this.dir, 'crl.pem');
     const args = ['ca', '-config', this.configPath, '-gencrl', '-out', pemPath];
     if (validity.days !== undefined) args.push('-crldays', String(validity.days));
     if (validity.hours !== undefined) args.push('-crlhours', String(validity.hours));
+    if (options.extensions !== undefined) {
+      const section = `crlext_${++this.#crlExtensions}`;
+      appendFileSync(this.configPath, `\n[ ${section} ]\n${options.extensions}\n`);
+      args.push('-crlexts', section);
+    }
+    if (options.md !== undefined) args.push('-md', options.md);
+    for (const opt of options.sigopts ?? []) args.push('-sigopt', opt);
     await openssl(args, this.dir);
     const derPath = join(this.dir, 'crl.der');
     await openssl(['crl', '-in', pemPath, '-outform', 'DER', '-out', derPath], this.dir);
@@ -432,6 +445,10 @@ export interface CraftOptions {
   readonly responseStatus?: number;
   /** Echo the request nonce (default true). */
   readonly echoNonce?: boolean;
+  /** thisUpdate (default a minute ago). */
+  readonly thisUpdate?: Date;
+  /** Digest of the ECDSA signature (default SHA-256). */
+  readonly signingHash?: 'SHA-1' | 'SHA-256';
 }
 
 const engine = new pkijs.CryptoEngine({ name: 'node-webcrypto', crypto: webcrypto as unknown as Crypto });
@@ -479,7 +496,7 @@ export async function craftOcspResponse(requestDer: Uint8Array, signer: CertFile
   }
 
   const now = new Date();
-  const thisUpdate = new Date(now.getTime() - 60 * 1000);
+  const thisUpdate = options.thisUpdate ?? new Date(now.getTime() - 60 * 1000);
   const status = options.status ?? 'good';
   const certStatus = status === 'revoked'
     ? new asn1js.Constructed({ idBlock: { tagClass: 3, tagNumber: 1 }, value: [new asn1js.GeneralizedTime({ valueDate: thisUpdate })] })
@@ -503,7 +520,7 @@ export async function craftOcspResponse(requestDer: Uint8Array, signer: CertFile
 
   const keyDer = Buffer.from(readFileSync(signer.keyPath, 'utf8').replace(/-----(BEGIN|END) PRIVATE KEY-----/g, ''), 'base64');
   const key = await webcrypto.subtle.importKey('pkcs8', keyDer, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']);
-  await basic.sign(key, 'SHA-256', engine);
+  await basic.sign(key, options.signingHash ?? 'SHA-256', engine);
 
   const response = new pkijs.OCSPResponse({
     responseStatus: new asn1js.Enumerated({ value: 0 }),
@@ -513,4 +530,31 @@ export async function craftOcspResponse(requestDer: Uint8Array, signer: CertFile
     }),
   });
   return Buffer.from(response.toSchema().toBER());
+}
+
+/**
+ * A CRL built and signed with pkijs for `issuer` (certificate + EC P-256 PKCS#8 key files), for the
+ * cases `openssl ca -gencrl` cannot produce: no nextUpdate, a thisUpdate in the past or the future.
+ */
+export async function craftCrl(issuer: CertFiles, options: {
+  readonly thisUpdate: Date; readonly nextUpdate: Date | null; readonly revokedSerials?: readonly number[];
+}): Promise<Buffer> {
+  const issuerCert = pkijs.Certificate.fromBER(new Uint8Array(issuer.der));
+  const crl = new pkijs.CertificateRevocationList({
+    version: 1,
+    issuer: issuerCert.subject,
+    thisUpdate: new pkijs.Time({ type: 1, value: options.thisUpdate }),
+    ...(options.nextUpdate === null ? {} : { nextUpdate: new pkijs.Time({ type: 1, value: options.nextUpdate }) }),
+  });
+  const revoked = options.revokedSerials ?? [];
+  if (revoked.length > 0) {
+    crl.revokedCertificates = revoked.map((serial) => new pkijs.RevokedCertificate({
+      userCertificate: new asn1js.Integer({ value: serial }),
+      revocationDate: new pkijs.Time({ type: 0, value: options.thisUpdate }),
+    }));
+  }
+  const keyDer = Buffer.from(readFileSync(issuer.keyPath, 'utf8').replace(/-----(BEGIN|END) PRIVATE KEY-----/g, ''), 'base64');
+  const key = await webcrypto.subtle.importKey('pkcs8', keyDer, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']);
+  await crl.sign(key, 'SHA-256', engine);
+  return Buffer.from(crl.toSchema().toBER());
 }
