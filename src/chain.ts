@@ -41,7 +41,7 @@
 import { createHash, verify as verifySignatureBytes, X509Certificate, type KeyObject } from 'node:crypto';
 import { BoundedCache } from './cache.js';
 import {
-  KEY_USAGE, OID, parseCertificate, subjectPublicKey,
+  KEY_USAGE, OID, UnsupportedKeyError, parseCertificate, subjectPublicKey,
   type CertificateFacts, type DistinguishedName, type GeneralName, type NameConstraints, type ParsedCertificate,
 } from './certificate.js';
 import { fail, failure, ok, type AuthFailure, type Result } from './errors.js';
@@ -123,6 +123,8 @@ interface SearchState {
   weakSignature: boolean;
   /** A configured intermediate reached while partial chains are not allowed. */
   partialAnchor: PathNode | null;
+  /** The first issuer key refused by key-bounds.ts (algorithm or size), for the failure detail. */
+  refusedKey: string | null;
   readonly verified: Map<string, boolean>;
   readonly ids: Map<PathNode, number>;
 }
@@ -220,8 +222,9 @@ export class ChainValidator {
         let key: KeyObject;
         try {
           key = subjectPublicKey(cert);
-        } catch {
-          return fail('trust_anchors_unavailable', `${at}: the public key of ${label(cert)} is not supported`);
+        } catch (error) {
+          const why = error instanceof UnsupportedKeyError ? `: it is ${error.message}` : '';
+          return fail('trust_anchors_unavailable', `${at}: the public key of ${label(cert)} is not supported${why}`);
         }
         // An anchor's own signature proves nothing (it is trusted by configuration), so a SHA-1 self-signature still counts.
         const selfSigned = selfIssued(cert) && keyIdsCompatible(cert, cert) && verifySignature(cert, key, true) === 'valid';
@@ -303,7 +306,7 @@ export class ChainValidator {
     }
 
     const state: SearchState = {
-      now, signatureChecks: 0, limitReached: false, weakSignature: false, partialAnchor: null,
+      now, signatureChecks: 0, limitReached: false, weakSignature: false, partialAnchor: null, refusedKey: null,
       verified: new Map(), ids: new Map(), pathsTried: 0, firstFailure: null, validPath: null,
     };
     this.#search([leaf], bySubject, state);
@@ -376,7 +379,7 @@ export class ChainValidator {
       return false;
     }
     state.signatureChecks++;
-    const key = issuer.key ?? this.#publicKey(issuer.cert);
+    const key = issuer.key ?? this.#publicKey(issuer.cert, state);
     const outcome = key === null ? 'invalid' : verifySignature(child.cert, key);
     if (outcome === 'weak') state.weakSignature = true;
     state.verified.set(memoKey, outcome === 'valid');
@@ -384,7 +387,7 @@ export class ChainValidator {
   }
 
   /** The public key of a header certificate, cached by its SPKI bytes; null when node cannot import it. */
-  #publicKey(cert: ParsedCertificate): KeyObject | null {
+  #publicKey(cert: ParsedCertificate, state: SearchState): KeyObject | null {
     const cacheKey = Buffer.from(cert.spki).toString('base64');
     const cached = this.#keys.get(cacheKey);
     if (cached !== undefined) return cached;
@@ -392,7 +395,8 @@ export class ChainValidator {
       const key = subjectPublicKey(cert);
       this.#keys.set(cacheKey, key);
       return key;
-    } catch {
+    } catch (error) {
+      if (error instanceof UnsupportedKeyError) state.refusedKey ??= `${label(cert)} has ${error.message}`;
       return null;
     }
   }
@@ -409,6 +413,7 @@ function untrustedFailure(leaf: ParsedCertificate, state: SearchState): AuthFail
   }
   if (state.limitReached) detail += ' (path search limit reached)';
   if (state.weakSignature) detail += ' (a SHA-1 or MD5 signature was refused)';
+  if (state.refusedKey !== null) detail += ` (a key was refused: ${state.refusedKey})`;
   return failure('certificate_untrusted', detail);
 }
 
