@@ -46,6 +46,7 @@ import {
 } from './certificate.js';
 import { fail, failure, ok, type AuthFailure, type Result } from './errors.js';
 import { pemCertificates } from './pem.js';
+import { verificationCost } from './key-bounds.js';
 import { ComparisonBudget, nameConstraintViolation, unsupportedConstraint } from './name-constraints.js';
 
 export interface ChainOptions {
@@ -64,6 +65,12 @@ const MAX_CERTIFICATES = 100;
 const MAX_PATH_LENGTH = 10;
 /** Signature checks (each may import a public key) allowed while searching one chain. */
 const MAX_SIGNATURE_CHECKS = 24;
+/**
+ * Their cost (key-bounds.ts `verificationCost`, in P-256 verifications) allowed while searching one
+ * chain: 24 P-256 or Ed25519 checks, 5 under P-384 keys, 3 under P-521 (a P-521 leaf, intermediate
+ * and root take 2).
+ */
+const MAX_SIGNATURE_COST = 64;
 /** Complete paths evaluated before giving up. */
 const MAX_PATHS = 8;
 /** Longest life of a cached failure. */
@@ -120,6 +127,8 @@ interface SearchState {
   firstFailure: AuthFailure | null;
   validPath: readonly PathNode[] | null;
   signatureChecks: number;
+  /** Sum of verificationCost over the checks made. */
+  signatureCost: number;
   limitReached: boolean;
   weakSignature: boolean;
   /** A configured intermediate reached while partial chains are not allowed. */
@@ -307,7 +316,7 @@ export class ChainValidator {
     }
 
     const state: SearchState = {
-      now, signatureChecks: 0, limitReached: false, weakSignature: false, partialAnchor: null, refusedKey: null,
+      now, signatureChecks: 0, signatureCost: 0, limitReached: false, weakSignature: false, partialAnchor: null, refusedKey: null,
       verified: new Map(), ids: new Map(), pathsTried: 0, firstFailure: null, validPath: null,
     };
     this.#search([leaf], bySubject, state);
@@ -381,6 +390,13 @@ export class ChainValidator {
     }
     state.signatureChecks++;
     const key = issuer.key ?? this.#publicKey(issuer.cert, state);
+    if (key !== null) {
+      state.signatureCost += verificationCost(key);
+      if (state.signatureCost > MAX_SIGNATURE_COST) {
+        state.limitReached = true;
+        return false;
+      }
+    }
     const outcome = key === null ? 'invalid' : verifySignature(child.cert, key);
     if (outcome === 'weak') state.weakSignature = true;
     state.verified.set(memoKey, outcome === 'valid');

@@ -159,3 +159,49 @@ describe('trust anchors', () => {
     assert.match(result.ok ? '' : result.error.detail, /not supported: it is an EC key on the curve 1\.3\.132\.0\.10/);
   });
 });
+
+describe('signature cost budget (path search)', () => {
+  it('verificationCost: cheap keys 1, dear keys more, in proportion to measured verification times', async () => {
+    const { verificationCost } = await import('../../src/key-bounds.js');
+    const cost = (k: Key): number => verificationCost(k.publicKey);
+    assert.equal(cost(ecKey()), 1);
+    assert.equal(cost(ed25519Key()), 1);
+    assert.equal(cost(ecKey('P-384')), 12);
+    assert.equal(cost(ecKey('P-521')), 18);
+    assert.equal(cost(rsaKeyOfSize(2048)), 1);
+    assert.ok(cost(rsaKeyWithExponent(1024, (1n << 33n) - 1n)) >= cost(rsaKeyOfSize(1024)));
+    assert.equal(cost(dsaKey()), 2);
+  });
+
+  it('a P-521 PKI still validates (leaf -> P-521 intermediate -> P-521 root); a hostile P-521 pool hits the limit', async () => {
+    const rootKey = ecKey('P-521');
+    const rootName = dn(['CN', 'P-521 Root']);
+    const rootDer = certificate({
+      serial: 1, issuer: rootName, subject: rootName, notBefore: FROM, notAfter: TO, key: rootKey, signer: rootKey,
+      extensions: [basicConstraints(true), keyUsage([KU.keyCertSign])],
+    });
+    const caName = dn(['CN', 'P-521 CA']);
+    const ca = (key: Key, signer: Key, serial: number): Buffer => certificate({
+      serial, issuer: rootName, subject: caName, notBefore: FROM, notAfter: TO, key, signer,
+      extensions: [basicConstraints(true), keyUsage([KU.keyCertSign])],
+    });
+    const caKey = ecKey('P-521');
+    const leaf = certificate({
+      serial: 3, issuer: caName, subject: dn(['CN', 'leaf']), notBefore: FROM, notAfter: TO, key: ecKey(), signer: caKey,
+      extensions: [keyUsage([KU.digitalSignature])],
+    });
+    const validator = ChainValidator.fromPem([toPem(rootDer)], { allowPartialChain: false, cacheSize: 0, cacheTtlMs: 0, now: () => NOW.getTime() });
+    assert.ok(validator.ok);
+    const good = await validator.value.validate([leaf, ca(caKey, rootKey, 2)]);
+    assert.ok(good.ok, good.ok ? '' : good.error.detail);
+    // Eight impostor CAs with the same name before the real one: 9 P-521 checks at 18 exceed the budget of 64.
+    const impostors = Array.from({ length: 8 }, (_, i) => { const k = ecKey('P-521'); return ca(k, k, 10 + i); });
+    const hostile = await validator.value.validate([leaf, ...impostors, ca(caKey, rootKey, 2)]);
+    assert.equal(hostile.ok, false);
+    assert.match(hostile.ok ? '' : hostile.error.detail, /path search limit reached/);
+    // The same pool with P-256 impostors (cost 1 each) is searched through to the real CA.
+    const cheap = Array.from({ length: 8 }, (_, i) => { const k = ecKey(); return ca(k, k, 20 + i); });
+    const found = await validator.value.validate([leaf, ...cheap, ca(caKey, rootKey, 2)]);
+    assert.ok(found.ok, found.ok ? '' : found.error.detail);
+  });
+});
