@@ -16,5 +16,5 @@ test('every benchmark section runs at smoke scale and yields finite figures', as
   for (const f of figures) assert.ok(Number.isFinite(f.value), `${f.section}: ${f.name} = ${f.value}`);
   // Every figure with a target is present (the runner judges them): names fixed by the brief.
   const targeted = figures.filter((f) => f.target !== undefined).map((f) => f.name);
-  assert.equal(targeted.length, 13, targeted.join('; '));
+  assert.equal(targeted.length, 14, targeted.join('; '));
 });

@@ -23,6 +23,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Verifier, type RequestFacts } from '../../src/verifier.js';
+import { MAX_TOKEN_LENGTH } from '../../src/bearer.js';
 import { basicConstraints, certificate, dn, ecKey, KU, keyUsage, rsaKeyWithExponent, type Key } from '../conformance/builder.js';
 import { fmt, type BenchScale, type Figure, type Log } from './common.js';
 import { benchConfig, boundToken, haproxyHeader, issueClients, type BenchInputs } from './inputs.js';
@@ -110,6 +111,40 @@ export async function runWorstCase(inputs: BenchInputs, scale: BenchScale, log: 
   figures.push({ section: SECTION, name: 'normal request, repeated: CPU ms', value: repeated, unit: 'ms', note: 'decision cache' });
 
   const forgedSignature = boundToken(inputs, clients[0]!, inputs.rsaKey).split('.')[2]!;
+
+  // Token-side costs of an unauthenticated request, with a good certificate header: a forged token
+  // at the size cap, and a token naming an unknown kid (a JWKS refetch at most once per
+  // rediscovery_lifetime, then token_key_not_found from the cache).
+  {
+    const header = haproxyHeader(inputs, clients[0]!);
+    const b64 = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64url');
+    const [h0] = tokens[0]!.split('.');
+    const base = `${h0}.${b64({ pad: '' })}.${forgedSignature}`;
+    const padding = 'x'.repeat(Math.floor(((MAX_TOKEN_LENGTH - base.length - 16) * 3) / 4));
+    const large = Array.from({ length: count }, (_, i) => `${h0}.${b64({ pad: `${i}${padding}` })}.${forgedSignature}`);
+    const unknownKid = Array.from({ length: count }, (_, i) => {
+      const [, p] = boundToken(inputs, clients[0]!, inputs.rsaKey).split('.');
+      return `${b64({ alg: 'RS256', typ: 'JWT', kid: `unknown-${i}` })}.${p}.${forgedSignature}`;
+    });
+    const reasons: string[] = [];
+    const largeMs = await cpuPerCall(count, async (i) => {
+      const d = await verifier.verify(facts(large[i]!, header));
+      if (d.allow) throw new Error('bench self-check failed: a forged token was allowed');
+      reasons.push(d.failure.reason);
+    });
+    const kidMs = await cpuPerCall(count, async (i) => {
+      const d = await verifier.verify(facts(unknownKid[i]!, header));
+      if (d.allow) throw new Error('bench self-check failed: a forged token was allowed');
+      reasons.push(d.failure.reason);
+    });
+    const tally = (list: readonly string[]): string => [...new Set(list)].map((r) => `${r} x${list.filter((x) => x === r).length}`).join(', ');
+    figures.push({ section: SECTION, name: `forged token of ${large[0]!.length} chars (the cap): CPU ms`, value: largeMs, unit: 'ms', note: tally(reasons.slice(0, count)) });
+    figures.push({ section: SECTION, name: 'forged token with an unknown kid: CPU ms', value: kidMs, unit: 'ms', note: tally(reasons.slice(count)) });
+    figures.push({
+      section: SECTION, name: 'token-side worst / normal', value: Math.max(largeMs, kidMs) / normal, unit: 'x', target: { op: '<=', limit: 3 },
+      note: 'unauthenticated, good certificate header',
+    });
+  }
   for (const chain of chains) {
     const inputsFor = Array.from({ length: count }, () => chain.next());
     const reasons = new Map<string, number>();
