@@ -8,7 +8,8 @@
  * explanation can never pass what the plugin rejects. When a step disagrees with the verdict the
  * report says so (`inconsistencies`) and the verdict wins.
  *
- * Steps (the order the plugin uses in strict mode):
+ * Steps, in report order (the plugin itself checks the token before the certificate, and refuses a
+ * token bound to another certificate before path validation: see `verifier.ts`):
  *   1. header   certificate header value -> DER certificates (`header.ts`), exactly as received,
  *               or the certificates from files encoded the way the configured format carries them;
  *   2. chain    path validation to the configured CAs (`chain.ts`), revocation (`revocation.ts`),
