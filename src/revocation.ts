@@ -246,11 +246,20 @@ class ParsedCert {
     return this.#key;
   }
 
+  /** Whether `key` can be used: false for a key outside the bounds of key-bounds.ts or one node cannot import. */
+  get hasUsableKey(): boolean {
+    try {
+      return this.key !== undefined;
+    } catch {
+      return false;
+    }
+  }
+
   /** RFC 5280 6.1.3 (a)(1)/(a)(4): `issuer` is named as this certificate's issuer and signed it. */
   isIssuedBy(issuer: ParsedCert): boolean {
     let verdict = this.#issuedBy.get(issuer.id);
     if (verdict === undefined) {
-      verdict = bytesEqual(this.cert.issuer.der, issuer.subjectDer)
+      verdict = bytesEqual(this.cert.issuer.der, issuer.subjectDer) && issuer.hasUsableKey
         && signatureValid(this.cert.tbs, this.cert.signatureAlgorithm, this.cert.signature, issuer.key);
       if (this.#issuedBy.size < 16) this.#issuedBy.set(issuer.id, verdict);
     }
@@ -527,7 +536,7 @@ export class RevocationChecker implements RevocationLookup {
       if (!(notBeforeMs <= now + SKEW_MS && now <= notAfterMs)) continue;
       if (candidate.isIssuedBy(issuer) && candidate.purposes.includes(OID.kpOcspSigning)) signers.push(candidate);
     }
-    if (!signers.some((s) => signatureValid(basic.tbs, basic.signatureAlgorithm, basic.signature, s.key))) {
+    if (!signers.some((s) => s.hasUsableKey && signatureValid(basic.tbs, basic.signatureAlgorithm, basic.signature, s.key))) {
       return { status: 'none', why: 'response is not signed by the issuer or a responder it authorised (ignored)' };
     }
 

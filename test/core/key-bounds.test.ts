@@ -205,3 +205,30 @@ describe('signature cost budget (path search)', () => {
     assert.ok(found.ok, found.ok ? '' : found.error.detail);
   });
 });
+
+describe('revocation with refused keys among the presented certificates', () => {
+  it('an extra certificate with a refused key and the issuer\'s name is skipped, not an internal_error', async () => {
+    const { RevocationChecker } = await import('../../src/revocation.js');
+    const caName = dn(['CN', 'Key Bounds Intermediate']);
+    const caKey = ecKey();
+    const ca = certificate({
+      serial: 2, issuer: dn(['CN', 'Key Bounds Root']), subject: caName, notBefore: FROM, notAfter: TO, key: caKey, signer: root.key,
+      extensions: [basicConstraints(true), keyUsage([KU.keyCertSign])],
+    });
+    const k1 = ecKey('secp256k1');
+    const junk = certificate({
+      serial: 5, issuer: caName, subject: caName, notBefore: FROM, notAfter: TO, key: k1, signer: k1,
+      extensions: [basicConstraints(true), keyUsage([KU.keyCertSign])],
+    });
+    const leaf = certificate({
+      serial: 6, issuer: caName, subject: dn(['CN', 'leaf']), notBefore: FROM, notAfter: TO, key: ecKey(), signer: caKey,
+      extensions: [keyUsage([KU.digitalSignature])],
+    });
+    const checker = new RevocationChecker({ mode: 'STRICT', timeoutMs: 1000, cacheTtlMs: 1000, cacheSize: 10, sslVerify: true, now: () => NOW.getTime() });
+    const result = await checker.check([leaf, junk, ca], [root.der]);
+    assert.equal(result.ok, false);
+    // The leaf names no responder: the status is unknown, found through the real intermediate.
+    assert.equal(result.ok ? '' : result.error.reason, 'revocation_unknown', result.ok ? '' : result.error.detail);
+    assert.match(result.ok ? '' : result.error.detail, /names no OCSP responder and no CRL distribution point/);
+  });
+});
