@@ -13,6 +13,7 @@ import {
   decodeTime, encode, expectTag, oidOf, readExtensions, readTlv, readWhole, whole, type AlgorithmIdentifier, type Tlv,
 } from './der.js';
 import { fail, ok, type Result } from './errors.js';
+import { publicKeyProblem } from './key-bounds.js';
 
 export interface CertificateFacts {
   /** x5t#S256: base64url (no padding) of SHA-256 over the DER (RFC 8705 section 3.1). */
@@ -680,8 +681,25 @@ function spkiToJwk(spki: Uint8Array): JsonWebKey | null {
   return null;
 }
 
-/** The certificate's subject public key; throws when node cannot import it. */
+/** A certificate public key refused by `key-bounds.ts` (algorithm or size); the message says which. */
+export class UnsupportedKeyError extends Error {
+  override readonly name = 'UnsupportedKeyError';
+}
+
+/**
+ * The certificate's subject public key; throws `UnsupportedKeyError` when its algorithm or size is
+ * outside the bounds of `key-bounds.ts` (checked on the DER, before any import), or another error
+ * when node cannot import it.
+ */
 export function subjectPublicKey(cert: ParsedCertificate): KeyObject {
+  let problem: string | null;
+  try {
+    problem = publicKeyProblem(cert.spki);
+  } catch (error) {
+    if (!(error instanceof DerError)) throw error;
+    problem = `a malformed public key (${error.message})`;
+  }
+  if (problem !== null) throw new UnsupportedKeyError(problem);
   let jwk: JsonWebKey | null = null;
   try {
     jwk = spkiToJwk(cert.spki);

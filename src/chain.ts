@@ -45,12 +45,14 @@
 import { createHash, type KeyObject } from 'node:crypto';
 import { BoundedCache } from './cache.js';
 import {
-  KEY_USAGE, OID, parseCertificate, subjectPublicKey,
-  type CertificateFacts, type DistinguishedName, type GeneralName, type NameConstraints, type ParsedCertificate,
+  KEY_USAGE, OID, UnsupportedKeyError, parseCertificate, subjectPublicKey,
+  type CertificateFacts, type DistinguishedName, type ParsedCertificate,
 } from './certificate.js';
 import { fail, failure, ok, type AuthFailure, type Result } from './errors.js';
 import { pemCertificates } from './pem.js';
 import { issuedBy, issuerMatches } from './signature.js';
+import { verificationCost } from './key-bounds.js';
+import { ComparisonBudget, nameConstraintViolation, unsupportedConstraint } from './name-constraints.js';
 
 /**
  * What validation accepted: the leaf's facts and the very path that was checked, so that revocation
@@ -89,6 +91,12 @@ const MAX_CERTIFICATES = 100;
 const MAX_PATH_LENGTH = 10;
 /** Signature checks (each may import a public key) allowed while searching one chain. */
 const MAX_SIGNATURE_CHECKS = 24;
+/**
+ * Their cost (key-bounds.ts `verificationCost`, in P-256 verifications) allowed while searching one
+ * chain: 24 P-256 or Ed25519 checks, 5 under P-384 keys, 3 under P-521 (a P-521 leaf, intermediate
+ * and root take 2).
+ */
+const MAX_SIGNATURE_COST = 64;
 /** Complete paths evaluated before giving up. */
 const MAX_PATHS = 8;
 /** Longest life of a cached failure. */
@@ -121,10 +129,14 @@ interface SearchState {
   firstFailure: AuthFailure | null;
   validPath: readonly PathNode[] | null;
   signatureChecks: number;
+  /** Sum of verificationCost over the checks made. */
+  signatureCost: number;
   limitReached: boolean;
   weakSignature: boolean;
   /** A configured intermediate reached while partial chains are not allowed. */
   partialAnchor: PathNode | null;
+  /** The first issuer key refused by key-bounds.ts (algorithm or size), for the failure detail. */
+  refusedKey: string | null;
   readonly verified: Map<string, boolean>;
   readonly ids: Map<PathNode, number>;
 }
@@ -218,8 +230,9 @@ export class ChainValidator {
         let key: KeyObject;
         try {
           key = subjectPublicKey(cert);
-        } catch {
-          return fail('trust_anchors_unavailable', `${at}: the public key of ${label(cert)} is not supported`);
+        } catch (error) {
+          const why = error instanceof UnsupportedKeyError ? `: it is ${error.message}` : '';
+          return fail('trust_anchors_unavailable', `${at}: the public key of ${label(cert)} is not supported${why}`);
         }
         // An anchor's own signature proves nothing (it is trusted by configuration), so a SHA-1 self-signature still counts.
         const selfSigned = selfIssued(cert) && issuedBy(cert, cert, key, true) === 'valid';
@@ -307,7 +320,7 @@ export class ChainValidator {
     }
 
     const state: SearchState = {
-      now, signatureChecks: 0, limitReached: false, weakSignature: false, partialAnchor: null,
+      now, signatureChecks: 0, signatureCost: 0, limitReached: false, weakSignature: false, partialAnchor: null, refusedKey: null,
       verified: new Map(), ids: new Map(), pathsTried: 0, firstFailure: null, validPath: null,
     };
     this.#search([leaf], bySubject, state);
@@ -387,7 +400,14 @@ export class ChainValidator {
       return false;
     }
     state.signatureChecks++;
-    const key = issuer.key ?? this.#publicKey(issuer.cert);
+    const key = issuer.key ?? this.#publicKey(issuer.cert, state);
+    if (key !== null) {
+      state.signatureCost += verificationCost(key);
+      if (state.signatureCost > MAX_SIGNATURE_COST) {
+        state.limitReached = true;
+        return false;
+      }
+    }
     const outcome = key === null ? 'invalid' : issuedBy(child.cert, issuer.cert, key);
     if (outcome === 'weak') state.weakSignature = true;
     state.verified.set(memoKey, outcome === 'valid');
@@ -406,7 +426,7 @@ export class ChainValidator {
   }
 
   /** The public key of a header certificate, cached by its SPKI bytes; null when node cannot import it. */
-  #publicKey(cert: ParsedCertificate): KeyObject | null {
+  #publicKey(cert: ParsedCertificate, state: SearchState): KeyObject | null {
     const cacheKey = Buffer.from(cert.spki).toString('base64');
     const cached = this.#keys.get(cacheKey);
     if (cached !== undefined) return cached;
@@ -414,7 +434,8 @@ export class ChainValidator {
       const key = subjectPublicKey(cert);
       this.#keys.set(cacheKey, key);
       return key;
-    } catch {
+    } catch (error) {
+      if (error instanceof UnsupportedKeyError) state.refusedKey ??= `${label(cert)} has ${error.message}`;
       return null;
     }
   }
@@ -431,6 +452,7 @@ function untrustedFailure(leaf: ParsedCertificate, state: SearchState): AuthFail
   }
   if (state.limitReached) detail += ' (path search limit reached)';
   if (state.weakSignature) detail += ' (a SHA-1 or MD5 signature was refused)';
+  if (state.refusedKey !== null) detail += ` (a key was refused: ${state.refusedKey})`;
   return failure('certificate_untrusted', detail);
 }
 
@@ -482,21 +504,19 @@ function checkPath(path: readonly PathNode[], now: number): AuthFailure | null {
     if (!selfIssued(cert)) intermediatesBelow++;
   }
 
-  // Name constraints (section 6.1.3 (b), (c); 6.1.4 (g)).
+  // Name constraints (section 6.1.3 (b), (c); 6.1.4 (g)), in name-constraints.ts.
+  const comparisons = new ComparisonBudget();
   for (let k = 1; k < path.length; k++) {
     const constraints = path[k]!.cert.nameConstraints;
     if (constraints === null) continue;
-    const unsupported = [...constraints.permitted, ...constraints.excluded].find(
-      (n) => n.type === 'other' || n.type === 'x400' || n.type === 'edi' || n.type === 'rid'
-        || (n.type === 'ip' && n.bytes.length !== 8 && n.bytes.length !== 32),
-    );
-    if (unsupported !== undefined) {
-      return failure('certificate_chain_invalid', `${name(k)} has name constraints of a form that is not supported (${unsupported.type})`);
+    const unsupported = unsupportedConstraint(constraints);
+    if (unsupported !== null) {
+      return failure('certificate_chain_invalid', `${name(k)} has name constraints of a form that is not supported (${unsupported})`);
     }
     for (let j = 0; j < k; j++) {
       const subordinate = path[j]!.cert;
       if (j > 0 && selfIssued(subordinate)) continue;
-      const violation = nameConstraintViolation(subordinate, j === 0, constraints);
+      const violation = nameConstraintViolation(subordinate, j === 0, constraints, comparisons);
       if (violation !== null) {
         return failure('certificate_chain_invalid', `${name(j)} violates the name constraints of ${label(path[k]!.cert)}: ${violation}`);
       }
@@ -513,134 +533,4 @@ function checkPath(path: readonly PathNode[], now: number): AuthFailure | null {
     }
   }
   return null;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Name constraints (RFC 5280 section 4.2.1.10).
-
-const HOSTNAME = /^(?:[a-z0-9_*](?:[a-z0-9_-]*[a-z0-9_])?\.)+[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?\.?$/i;
-
-/** A name from a certificate as shown in a detail: printable ASCII only, bounded. */
-function shown(value: string): string {
-  const printable = value.replace(/[^\x20-\x7e]/g, '?');
-  return printable.length > 100 ? `${printable.slice(0, 97)}...` : printable;
-}
-
-/** ASCII-only case folding (RFC 5280 section 7.2 compares DNS labels ASCII case-insensitively). */
-function lower(s: string): string {
-  return s.replace(/[A-Z]+/g, (run) => run.toLowerCase());
-}
-
-function dnsWithin(name: string, constraint: string): boolean {
-  const n = lower(name).replace(/\.$/, '');
-  const c = lower(constraint).replace(/\.$/, '');
-  if (c === '') return true;
-  if (c.startsWith('.')) return n.endsWith(c);
-  return n === c || n.endsWith(`.${c}`);
-}
-
-function emailWithin(name: string, constraint: string): boolean {
-  const at = name.lastIndexOf('@');
-  if (at <= 0) return false;
-  const domain = lower(name.slice(at + 1));
-  const cAt = constraint.lastIndexOf('@');
-  if (cAt >= 0) return name.slice(0, at) === constraint.slice(0, cAt) && domain === lower(constraint.slice(cAt + 1));
-  const c = lower(constraint);
-  if (c.startsWith('.')) return domain.endsWith(c);
-  return domain === c;
-}
-
-/** The host of a URI with an authority and a DNS host name; null otherwise (IP literal, no authority). */
-function uriHost(uri: string): string | null {
-  const m = /^[a-z][a-z0-9+.-]*:\/\/(?:[^@/?#]*@)?([^:/?#]*)/i.exec(uri);
-  const host = m?.[1];
-  if (host === undefined || host === '' || host.startsWith('[') || /^\d+(?:\.\d+){3}$/.test(host)) return null;
-  return lower(host);
-}
-
-function uriWithin(host: string, constraint: string): boolean {
-  const c = lower(constraint);
-  if (c.startsWith('.')) return host.endsWith(c);
-  return host === c;
-}
-
-function ipWithin(ip: Uint8Array, constraint: Uint8Array): boolean {
-  const size = ip.length;
-  if (constraint.length !== size * 2) return false;
-  for (let i = 0; i < size; i++) {
-    const mask = constraint[size + i]!;
-    if ((ip[i]! & mask) !== (constraint[i]! & mask)) return false;
-  }
-  return true;
-}
-
-function dirWithin(name: DistinguishedName, constraint: DistinguishedName): boolean {
-  if (constraint.rdnKeys.length > name.rdnKeys.length) return false;
-  return constraint.rdnKeys.every((key, i) => name.rdnKeys[i] === key);
-}
-
-interface NamesOfType {
-  readonly dns: string[];
-  readonly email: string[];
-  readonly uri: string[];
-  readonly ip: Uint8Array[];
-  readonly dir: DistinguishedName[];
-}
-
-function namesOf(cert: ParsedCertificate, isLeaf: boolean): NamesOfType {
-  const names: NamesOfType = { dns: [], email: [], uri: [], ip: [], dir: [] };
-  for (const san of cert.subjectAltNames) {
-    if (san.type === 'dns' || san.type === 'email' || san.type === 'uri') names[san.type].push(san.value);
-    else if (san.type === 'ip') names.ip.push(san.bytes);
-    else if (san.type === 'dir') names.dir.push(san.name);
-  }
-  if (cert.subject.rdns.length > 0) names.dir.push(cert.subject);
-  for (const attribute of cert.subject.rdns.flat()) {
-    // Section 4.2.1.10: rfc822Name constraints apply to emailAddress in the subject too.
-    if (attribute.oid === OID.emailAddress && attribute.text !== null) names.email.push(attribute.text);
-    // As OpenSSL does: a leaf without dNSName SANs has a host-like CN checked as a DNS name.
-    if (isLeaf && attribute.oid === OID.commonName && attribute.text !== null && HOSTNAME.test(attribute.text)
-      && !cert.subjectAltNames.some((n) => n.type === 'dns')) {
-      names.dns.push(attribute.text);
-    }
-  }
-  return names;
-}
-
-function nameConstraintViolation(cert: ParsedCertificate, isLeaf: boolean, constraints: NameConstraints): string | null {
-  const names = namesOf(cert, isLeaf);
-  const ofType = <T extends GeneralName['type']>(list: readonly GeneralName[], type: T): Extract<GeneralName, { type: T }>[] =>
-    list.filter((n): n is Extract<GeneralName, { type: T }> => n.type === type);
-
-  const check = <N>(kind: string, values: readonly N[], render: (v: N) => string,
-    permitted: readonly ((v: N) => boolean)[], excluded: readonly ((v: N) => boolean)[]): string | null => {
-    for (const value of values) {
-      if (permitted.length > 0 && !permitted.some((p) => p(value))) return `${kind} ${render(value)} is outside the permitted subtrees`;
-      if (excluded.some((e) => e(value))) return `${kind} ${render(value)} is in an excluded subtree`;
-    }
-    return null;
-  };
-
-  const uriPermitted = ofType(constraints.permitted, 'uri');
-  const uriExcluded = ofType(constraints.excluded, 'uri');
-  if (uriPermitted.length + uriExcluded.length > 0) {
-    for (const uri of names.uri) {
-      if (uriHost(uri) === null) return `URI ${shown(uri)} has no DNS host to check against URI constraints`;
-    }
-  }
-  return check('dNSName', names.dns, shown,
-    ofType(constraints.permitted, 'dns').map((c) => (v: string) => dnsWithin(v, c.value)),
-    ofType(constraints.excluded, 'dns').map((c) => (v: string) => dnsWithin(v, c.value)))
-    ?? check('rfc822Name', names.email, shown,
-      ofType(constraints.permitted, 'email').map((c) => (v: string) => emailWithin(v, c.value)),
-      ofType(constraints.excluded, 'email').map((c) => (v: string) => emailWithin(v, c.value)))
-    ?? check('URI', names.uri, shown,
-      uriPermitted.map((c) => (v: string) => uriWithin(uriHost(v) ?? '', c.value)),
-      uriExcluded.map((c) => (v: string) => uriWithin(uriHost(v) ?? '', c.value)))
-    ?? check('iPAddress', names.ip, (v) => Buffer.from(v).toString('hex'),
-      ofType(constraints.permitted, 'ip').map((c) => (v: Uint8Array) => ipWithin(v, c.bytes)),
-      ofType(constraints.excluded, 'ip').map((c) => (v: Uint8Array) => ipWithin(v, c.bytes)))
-    ?? check('directoryName', names.dir, (v) => v.text,
-      ofType(constraints.permitted, 'dir').map((c) => (v: DistinguishedName) => dirWithin(v, c.name)),
-      ofType(constraints.excluded, 'dir').map((c) => (v: DistinguishedName) => dirWithin(v, c.name)));
 }

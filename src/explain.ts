@@ -8,8 +8,10 @@
  * explanation can never pass what the plugin rejects. When a step disagrees with the verdict the
  * report says so (`inconsistencies`) and the verdict wins.
  *
- * Steps (the order the plugin uses in strict mode, except that the plugin asks about revocation
- * last, once the token and its binding passed; here the chain step shows it whatever the token):
+ * Steps, in report order (the plugin itself checks the token before the certificate, refuses a
+ * token bound to another certificate before path validation, and asks about revocation last, once
+ * the token and its binding passed: see `verifier.ts`; here the chain step shows revocation
+ * whatever the token):
  *   1. header   certificate header value -> DER certificates (`header.ts`), exactly as received,
  *               or the certificates from files encoded the way the configured format carries them;
  *   2. chain    path validation to the configured CAs (`chain.ts`), revocation (`revocation.ts`),

@@ -236,6 +236,15 @@ class ParsedCert {
     this.#key ??= subjectPublicKey(this.cert);
     return this.#key;
   }
+
+  /** Whether `key` can be used: false for a key outside the bounds of key-bounds.ts or one node cannot import. */
+  get hasUsableKey(): boolean {
+    try {
+      return this.key !== undefined;
+    } catch {
+      return false;
+    }
+  }
 }
 
 /** `host:port` of a responder URL: what failure details name (no path, no query, no credentials). */
@@ -513,7 +522,8 @@ export class RevocationChecker implements RevocationLookup {
       if (candidate.id === issuer.id || !matchesResponderId(candidate)) continue;
       const { notBeforeMs, notAfterMs } = candidate.cert;
       if (!(notBeforeMs <= now + SKEW_MS && now <= notAfterMs)) continue;
-      if (candidate.purposes.includes(OID.kpOcspSigning) && issuedBy(candidate.cert, issuer.cert, issuer.key) === 'valid') signers.push(candidate);
+      if (candidate.purposes.includes(OID.kpOcspSigning) && candidate.hasUsableKey
+        && issuedBy(candidate.cert, issuer.cert, issuer.key) === 'valid') signers.push(candidate);
     }
     let verdict: SignatureVerdict = 'invalid';
     for (const signer of signers) {

@@ -1,27 +1,36 @@
 /**
  * The verifier: request facts in, decision out. Nothing here knows about Kong.
  *
- * Order of checks (each step in its own module):
+ * Order of checks (each step in its own module), cheapest and credential first:
  *   bearer.ts      Authorization header -> one bearer token (RFC 6750 section 2.1)
- *   header.ts      certificate header -> DER certificates, leaf first (only from a trusted peer)
+ *   (strict)       the certificate header is present once, from a trusted peer (no parsing)
+ *   token.ts       JWT signature and claims against the issuer's (cached) JWKS (RFC 7519, RFC 9068)
+ *   binding.ts     cnf x5t#S256 present (strict) and equal to the leaf's thumbprint (RFC 8705 section 3)
+ *   header.ts      certificate header -> DER certificates, leaf first
  *   chain.ts       path validation to a configured CA (RFC 5280 section 6)
- *   token.ts       JWT signature and claims against the issuer's JWKS (RFC 7519, RFC 9068)
- *   binding.ts     cnf x5t#S256 == thumbprint of the certificate (RFC 8705 section 3)
  *   revocation.ts  OCSP / CRL (RFC 6960, RFC 5280 section 5) of the path chain.ts accepted
  *   response.ts    rejection -> 400/401/403 with an RFC 6750 challenge
+ *
+ * A request without a valid token never costs more than one token signature check: trust
+ * anchors are not resolved, no path is built and no revocation request is made for it, and a
+ * token bound to another certificate stops right after the header is decoded (issue 11 item 4).
+ * A request with both a bad token and a bad certificate is refused with the token's reason
+ * (strict mode: unless the certificate header is missing, duplicated or from an untrusted peer,
+ * which is reported first). Every one of these reasons is a 401 `invalid_token` but
+ * `request_headers_too_many`, `authorization_*` (400) and the scope reasons (403).
  *
  * Revocation comes last on purpose: it is the only step that makes network requests to addresses
  * that come from certificates (a CA's, but still), so only a request that would otherwise be
  * allowed (valid token, bound to this certificate) can make the plugin fetch anything.
  */
 import { hash, randomBytes } from 'node:crypto';
-import type { MtlsPopConfig } from './config.js';
+import type { MtlsPopConfig, PopMode } from './config.js';
 import { BoundedCache } from './cache.js';
 import { fail, failure, ok, type AuthFailure, type Result } from './errors.js';
 import { extractBearerToken } from './bearer.js';
 import { decodeCertificateHeader } from './header.js';
 import { ChainValidator, type ValidatedPath } from './chain.js';
-import type { CertificateFacts } from './certificate.js';
+import { thumbprintS256, type CertificateFacts } from './certificate.js';
 import { JwksSource, type JwksOptions } from './jwks.js';
 import { TokenVerifier, checkTimes, type TokenPolicy } from './token.js';
 import { boundThumbprint, checkBinding, requiresCertificate } from './binding.js';
@@ -165,6 +174,12 @@ export function staticTrustAnchors(config: MtlsPopConfig, now?: () => number): T
   return () => Promise.resolve(result);
 }
 
+/** The certificate header value(s) of a request, as received (one of each at most). */
+interface PresentedCertificate {
+  readonly value: string;
+  readonly chainValue: string | null;
+}
+
 /** A decision-cache entry: what the approval returned, and the trust anchors it relied on (null: none). */
 interface ApprovedDecision {
   readonly claims: Readonly<Record<string, unknown>>;
@@ -230,6 +245,7 @@ export class Verifier {
   async verify(facts: RequestFacts): Promise<Decision> {
     const notes: Note[] = [];
     let certificate: CertificateFacts | null = null;
+    let validated: ValidatedCertificate | null = null;
     try {
       if (facts.headersTruncated === true) {
         return this.#deny(failure('request_headers_too_many', 'the request has more header lines than the gateway hands to the plugin'), facts, null, notes);
@@ -250,26 +266,28 @@ export class Verifier {
       if (!token.ok) return this.#deny(token.error, facts, null, notes);
 
       const mode = this.#config.proof_of_possession_mtls;
-      let certificateChecked = false;
-      let validated: ValidatedCertificate | null = null;
-      // strict: the certificate is always required, so check it before spending a signature check.
-      if (mode === 'strict') {
-        const cert = await this.#certificate(facts, notes, used);
-        if (!cert.ok) return this.#deny(cert.error, facts, null, notes);
-        validated = cert.value;
-        certificate = cert.value.facts;
-        certificateChecked = true;
-      }
+      // strict: the certificate header's presence checks first (no crypto, no I/O), so a request
+      // without a usable header is told so whatever its token.
+      let presented: Result<PresentedCertificate> | null = mode === 'strict' ? this.#presented(facts, notes) : null;
+      if (presented !== null && !presented.ok) return this.#deny(presented.error, facts, null, notes);
 
+      // The token before any certificate work: an unauthenticated request costs one signature check
+      // under the cached JWKS and never resolves trust anchors, builds a path or reaches revocation.
       const verified = await this.#tokens.verify(token.value);
-      if (!verified.ok) return this.#deny(verified.error, facts, certificate, notes);
+      if (!verified.ok) return this.#deny(verified.error, facts, null, notes);
       const claims = verified.value.claims;
 
       const bound = boundThumbprint(claims);
-      if (!bound.ok) return this.#deny(bound.error, facts, certificate, notes);
+      if (!bound.ok) return this.#deny(bound.error, facts, null, notes);
+      if (mode === 'strict' && bound.value === null) {
+        const unbound = checkBinding(mode, null, null);
+        if (!unbound.ok) return this.#deny(unbound.error, facts, null, notes);
+      }
 
-      if (!certificateChecked && requiresCertificate(mode, bound.value)) {
-        const cert = await this.#certificate(facts, notes, used);
+      if (requiresCertificate(mode, bound.value)) {
+        presented ??= this.#presented(facts, notes);
+        if (!presented.ok) return this.#deny(presented.error, facts, null, notes);
+        const cert = await this.#certificate(presented.value, used, mode, bound.value);
         if (!cert.ok) return this.#deny(cert.error, facts, null, notes);
         validated = cert.value;
         certificate = cert.value.facts;
@@ -295,11 +313,11 @@ export class Verifier {
   }
 
   /**
-   * The client certificate from the header, validated (not yet checked for revocation unless it
-   * comes from the certificate cache). Missing (or from an untrusted peer, which counts as missing)
-   * -> `certificate_missing`.
+   * The certificate header as presented, before any work on it: missing (or from an untrusted
+   * peer, which counts as missing) -> `certificate_missing`; sent twice ->
+   * `certificate_header_multiple`.
    */
-  async #certificate(facts: RequestFacts, notes: Note[], used: { anchors: TrustAnchors | null }): Promise<Result<ValidatedCertificate>> {
+  #presented(facts: RequestFacts, notes: Note[]): Result<PresentedCertificate> {
     const fromHeader = this.#config.proof_of_possession_mtls_from_header;
     if (fromHeader === null) return fail('certificate_missing', 'no certificate header is configured');
     const values = facts.certificateHeader;
@@ -316,8 +334,20 @@ export class Verifier {
     if (chainValues.length > 1) {
       return fail('certificate_header_multiple', `the certificate chain header was sent ${chainValues.length} times`);
     }
-    const value = values[0] ?? '';
-    const chainValue = chainValues[0] ?? null;
+    return ok({ value: values[0] ?? '', chainValue: chainValues[0] ?? null });
+  }
+
+  /**
+   * The presented client certificate, validated (not yet checked for revocation unless it comes
+   * from the certificate cache). With a bound thumbprint (`cnf` x5t#S256 of a
+   * verified token), a leaf of another thumbprint is refused right after decoding, before path
+   * validation: only a certificate the token was issued to is worth a path search.
+   */
+  async #certificate(presented: PresentedCertificate, used: { anchors: TrustAnchors | null }, mode: PopMode,
+    bound: string | null): Promise<Result<ValidatedCertificate>> {
+    const fromHeader = this.#config.proof_of_possession_mtls_from_header;
+    if (fromHeader === null) return fail('certificate_missing', 'no certificate header is configured');
+    const { value, chainValue } = presented;
     const anchors = await this.#trustAnchors();
     if (!anchors.ok) return anchors;
     used.anchors = anchors.value;
@@ -331,6 +361,11 @@ export class Verifier {
       xfccElements: fromHeader.xfcc_element_count,
     }, chainValue);
     if (!decoded.ok) return decoded;
+    const leaf = decoded.value[0];
+    if (bound !== null && leaf !== undefined) {
+      const binding = checkBinding(mode, bound, thumbprintS256(leaf));
+      if (!binding.ok) return binding;
+    }
     const validated = await anchors.value.validator.validatePath(decoded.value);
     if (!validated.ok) return validated;
     return ok({ facts: validated.value.facts, unchecked: { path: validated.value, anchors: anchors.value, key } });
@@ -351,6 +386,7 @@ export class Verifier {
     this.#certificates.set(pending.key, { anchors: pending.anchors, facts }, (facts.pathNotAfter ?? facts.notAfter).getTime());
     return ok(true);
   }
+
 
   /**
    * The decision-cache key, or null when the request's other facts could change the outcome: more

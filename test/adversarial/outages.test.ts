@@ -237,7 +237,8 @@ describe('outages under the real plugin server', () => {
       assert.equal(upstreamSaw(tag), 0);
     }
     assert.match(emu.pluginServer.stderr,
-      new RegExp(`\\[warn\\] mtls-pop: rejected 401 reason=jwks_unavailable cert=[A-Za-z0-9_-]{43} subject="[^"]*": discovery request to 127\\.0\\.0\\.1:${latePort} failed: connection refused`));
+      // No cert= / subject=: the token is checked before the certificate is looked at (issue 11 item 4).
+      new RegExp(`\\[warn\\] mtls-pop: rejected 401 reason=jwks_unavailable: discovery request to 127\\.0\\.0\\.1:${latePort} failed: connection refused`));
 
     late = await startJwksServer({ port: latePort, algs: ['ES256'] });
     late.keys = [sharedKey];
@@ -633,7 +634,7 @@ describe('cached keys and CA certificates under outages (plugin server clock mov
       await sleep(200);
     }
     t.diagnostic(`JWKS recovered ${(performance.now() - backAt).toFixed(0)} ms after the IdP came back`);
-    assert.match(emu.pluginServer.stderr, /reason=jwks_unavailable cert=\S+ subject="[^"]*": discovery request to 127\.0\.0\.1:\d+ failed: connection refused/);
+    assert.match(emu.pluginServer.stderr, /reason=jwks_unavailable: discovery request to 127\.0\.0\.1:\d+ failed: connection refused/);
     assert.match(emu.pluginServer.stderr, /rejected 401 reason=trust_anchors_unavailable: CA certificates could not be read from the Kong Admin API/);
     assert.equal(emu.pluginServer.starts, 1, 'no plugin server restart');
   });

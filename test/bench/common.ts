@@ -51,6 +51,8 @@ export interface BenchScale {
   readonly memoryRequests: number;
   /** JWKS rotation: concurrent requests with the new kid. */
   readonly rotationRequests: number;
+  /** Worst case: requests per row (below 10: small RSA keys of the same shape, for speed). */
+  readonly worstCaseRequests: number;
 }
 
 export const FULL_SCALE: BenchScale = {
@@ -58,6 +60,7 @@ export const FULL_SCALE: BenchScale = {
   pluginRounds: 8, pluginBatch: 2000,
   memoryWarmup: 20_000, memoryRequests: 100_000,
   rotationRequests: 1000,
+  worstCaseRequests: 20,
 };
 
 export const SMOKE_SCALE: BenchScale = {
@@ -65,6 +68,7 @@ export const SMOKE_SCALE: BenchScale = {
   pluginRounds: 1, pluginBatch: 40,
   memoryWarmup: 40, memoryRequests: 200,
   rotationRequests: 20,
+  worstCaseRequests: 2,
 };
 
 /** Prints progress lines (the runner passes console.log; the smoke test a diagnostic sink). */

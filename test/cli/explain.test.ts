@@ -424,7 +424,7 @@ describe('explain() agrees with the Verifier', () => {
       { name: 'hex cnf', cfg: config(), payload: claims(null, { cnf: { 'x5t#S256': hexOf(pki.client.der) } }), certs: [pki.client, pki.intermediate], expected: 'token_cnf_malformed' },
       { name: 'expired token', cfg: config(), payload: claims(pki.client, { exp: now - 60 }), certs: [pki.client, pki.intermediate], expected: 'token_expired' },
       { name: 'rogue CA', cfg: config(), payload: claims(pki.rogueClient), certs: [pki.rogueClient], expected: 'certificate_untrusted' },
-      { name: 'rogue CA and expired token (strict checks the certificate first)', cfg: config(), payload: claims(pki.rogueClient, { exp: now - 60 }), certs: [pki.rogueClient], expected: 'certificate_untrusted' },
+      { name: 'rogue CA and expired token (the token is checked first)', cfg: config(), payload: claims(pki.rogueClient, { exp: now - 60 }), certs: [pki.rogueClient], expected: 'token_expired' },
       { name: 'unbound token, strict', cfg: config(), payload: claims(null), certs: [pki.client, pki.intermediate], expected: 'token_not_bound' },
       { name: 'unbound token, optional', cfg: config({ proof_of_possession_mtls: 'optional' }), payload: claims(null), certs: [pki.rogueClient], expected: null },
       { name: 'wrong audience', cfg: config({ audience_required: ['billing-api'] }), payload: claims(pki.client), certs: [pki.client, pki.intermediate], expected: 'audience_not_allowed' },

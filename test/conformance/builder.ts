@@ -5,7 +5,7 @@
  * GeneralizedTime, unique identifiers, DSA keys without parameters, a broken signature), which
  * higher-level generators normalise away.
  */
-import { createHash, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, generatePrimeSync, sign, type KeyObject } from 'node:crypto';
 
 // ---------------------------------------------------------------------------------------------
 // DER.
@@ -91,7 +91,7 @@ export function dn(...attributes: readonly Attribute[]): Buffer {
 // Keys and signatures.
 
 export interface Key {
-  readonly kind: 'ec' | 'rsa' | 'dsa';
+  readonly kind: 'ec' | 'rsa' | 'dsa' | 'ed25519';
   readonly privateKey: KeyObject;
   readonly publicKey: KeyObject;
   /** SubjectPublicKeyInfo DER. */
@@ -126,7 +126,54 @@ function subjectPublicKeyBits(spki: Buffer): Buffer {
   return spki.subarray(bits.body + 1, bits.end);
 }
 
-export const ecKey = (): Key => keyOf('ec', generateKeyPairSync('ec', { namedCurve: 'P-256' }));
+export const ecKey = (namedCurve = 'P-256'): Key => keyOf('ec', generateKeyPairSync('ec', { namedCurve }));
+export const ed25519Key = (): Key => keyOf('ed25519', generateKeyPairSync('ed25519'));
+
+function modInverse(a: bigint, m: bigint): bigint {
+  let [r0, r1, s0, s1] = [a % m, m, 1n, 0n];
+  while (r1 !== 0n) {
+    const q = r0 / r1;
+    [r0, r1] = [r1, r0 - q * r1];
+    [s0, s1] = [s1, s0 - q * s1];
+  }
+  if (r0 !== 1n) throw new Error('not invertible');
+  return ((s0 % m) + m) % m;
+}
+
+const b64 = (v: bigint): string => Buffer.from(v.toString(16).padStart(2, '0').replace(/^(.(..)*)$/, '0$1'), 'hex').toString('base64url');
+
+/**
+ * An RSA key pair with any public exponent (node's generator takes only small ones): two primes of
+ * `modulusBits / 2` bits and d = e^-1 mod lcm-free phi. For keys an attacker could build (e of
+ * thousands of bits, which OpenSSL accepts with moduli up to 3072 bits).
+ */
+export function rsaKeyWithExponent(modulusBits: number, e: bigint): Key {
+  for (;;) {
+    const p = generatePrimeSync(modulusBits / 2, { bigint: true });
+    const q = generatePrimeSync(modulusBits / 2, { bigint: true });
+    const n = p * q;
+    if (p === q || n.toString(2).length !== modulusBits) continue;
+    const phi = (p - 1n) * (q - 1n);
+    let d: bigint;
+    try {
+      d = modInverse(e, phi);
+    } catch {
+      continue;
+    }
+    const jwk = {
+      kty: 'RSA', n: b64(n), e: b64(e), d: b64(d), p: b64(p), q: b64(q),
+      dp: b64(d % (p - 1n)), dq: b64(d % (q - 1n)), qi: b64(modInverse(q, p)),
+    };
+    const privateKey = createPrivateKey({ key: jwk, format: 'jwk' });
+    return keyOf('rsa', { privateKey, publicKey: createPublicKey(privateKey) });
+  }
+}
+
+/** An RSA key of `modulusBits` with node's generator (e = 65537 unless given). */
+export const rsaKeyOfSize = (modulusBits: number, publicExponent = 65537): Key =>
+  keyOf('rsa', generateKeyPairSync('rsa', { modulusLength: modulusBits, publicExponent }));
+export const dsaKeyOfSize = (modulusLength: number, divisorLength: number): Key =>
+  keyOf('dsa', generateKeyPairSync('dsa', { modulusLength, divisorLength }));
 export const rsaKey = (): Key => keyOf('rsa', generateKeyPairSync('rsa', { modulusLength: 2048 }));
 export const dsaKey = (): Key => keyOf('dsa', generateKeyPairSync('dsa', { modulusLength: 1024, divisorLength: 160 }));
 
@@ -140,6 +187,7 @@ function signatureAlgorithm(signer: Key): Buffer {
     case 'ec': return seq(oid('1.2.840.10045.4.3.2'));
     case 'rsa': return seq(oid('1.2.840.113549.1.1.11'), NULL);
     case 'dsa': return seq(oid('2.16.840.1.101.3.4.3.2'));
+    case 'ed25519': return seq(oid('1.3.101.112'));
   }
 }
 
@@ -248,7 +296,8 @@ export function certificate(spec: CertSpec): Buffer {
       ? [tlv(0xa3, seq(...spec.extensions.map((e) => seq(oid(e.oid), ...(e.critical ? [BOOLEAN_TRUE] : []), tlv(0x04, e.value)))))]
       : []),
   );
-  const signature = sign('sha256', tbs, spec.signer.kind === 'rsa' ? spec.signer.privateKey : { key: spec.signer.privateKey, dsaEncoding: 'der' });
+  const signature = spec.signer.kind === 'ed25519' ? sign(null, tbs, spec.signer.privateKey)
+    : sign('sha256', tbs, spec.signer.kind === 'rsa' ? spec.signer.privateKey : { key: spec.signer.privateKey, dsaEncoding: 'der' });
   if (spec.badSignature === true) signature[signature.length - 3] = (signature[signature.length - 3] as number) ^ 0x04;
   return seq(tbs, alg, bitString(signature));
 }

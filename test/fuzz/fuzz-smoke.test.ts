@@ -62,6 +62,7 @@ describe('fuzz smoke (the npm run fuzz targets, small counts)', () => {
       peerTrusted: true,
     });
     assert.equal(decision.allow, false);
-    assert.equal(!decision.allow && decision.failure.reason, 'certificate_untrusted');
+    // The token is bound to the genuine leaf: the changed one is refused before path validation.
+    assert.equal(!decision.allow && decision.failure.reason, 'certificate_thumbprint_mismatch');
   });
 });

@@ -192,7 +192,7 @@ describe('GET /metrics through the real plugin server', () => {
       'mtls_pop_cache_hits_total{cache="certificate"}': 1,
       'mtls_pop_cache_hits_total{cache="decision"}': 1,
       'mtls_pop_cache_misses_total{cache="token"}': 4,
-      'mtls_pop_cache_misses_total{cache="certificate"}': 2,
+      'mtls_pop_cache_misses_total{cache="certificate"}': 1, // the dead route fails at the token, before the certificate is looked up
       'mtls_pop_cache_misses_total{cache="decision"}': 3, // the optional route's request has no certificate header: no decision key
     });
     assert.equal(m.get('mtls_pop_jwks_fetches_total'), 3, 'one fetch cycle per route (strict, optional, dead)');
