@@ -49,6 +49,27 @@ plugins:
       secure_source: false
     cache_tokens_salt: \${{ env "DECK_CACHE_TOKENS_SALT" }}
 `;
+/**
+ * The route the snippets and the seed block attach their plugins to (`route: headers`), as the
+ * operator's file has it: decK resolves the reference and refuses a file without the route.
+ */
+const ROUTE_CONTEXT = `services:
+- name: echo
+  url: http://echo:8080
+  routes:
+  - name: headers
+    paths:
+    - /headers
+`;
+
+/** A state file as an operator adds a snippet to it: the snippet, plus the route it names when it has none. */
+function inOperatorFile(snippet: string): string {
+  const withVersion = /^_format_version:/m.test(snippet) ? snippet : `_format_version: "3.0"\n${snippet}`;
+  const namesRoute = /^\s+route: headers$/m.test(snippet);
+  const definesRoutes = /^(?:services|routes):/m.test(snippet);
+  return namesRoute && !definesRoutes ? `${withVersion.trimEnd()}\n${ROUTE_CONTEXT}` : withVersion;
+}
+
 const SEED_ENV = {
   DECK_ISSUER: 'http://localhost:8080/realms/master',
   DECK_JWKS_ENDPOINT: 'http://keycloak:8080/realms/master/protocol/openid-connect/certs',
@@ -71,6 +92,16 @@ function deck(args: readonly string[], env: Record<string, string> = {}): Run {
 function deckSnippets(markdown: string): string[] {
   const blocks = [...markdown.matchAll(/^```ya?ml\n([\s\S]*?)^```/gm)].map((m) => m[1] ?? '');
   return blocks.filter((b) => /^(?:_format_version|plugins|services|routes|ca_certificates):/m.test(b));
+}
+
+/** Every plugin entry named `name`, wherever decK put it (top level, service, route, consumer). */
+function findPlugins(node: unknown, name: string): Array<{ name: string; config: Record<string, unknown> }> {
+  if (Array.isArray(node)) return node.flatMap((n) => findPlugins(n, name));
+  if (node === null || typeof node !== 'object') return [];
+  const record = node as Record<string, unknown>;
+  const here = record.name === name && typeof record.config === 'object' && record.config !== null
+    ? [record as { name: string; config: Record<string, unknown> }] : [];
+  return [...here, ...Object.values(record).flatMap((v) => findPlugins(v, name))];
 }
 
 /** Placeholders operators replace: `<CA certificate entity UUID>` and friends. */
@@ -127,8 +158,7 @@ describe('decK (the real binary, offline)', { skip: skipUnlessPresent('decK test
     for (const source of sources) {
       deckSnippets(readFileSync(join(ROOT, source), 'utf8')).forEach((snippet, i) => {
         count += 1;
-        const withVersion = /^_format_version:/m.test(snippet) ? snippet : `_format_version: "3.0"\n${snippet}`;
-        const file = write(`snippet-${source.replace(/\W/g, '_')}-${i}.yml`, renderPlaceholders(withVersion));
+        const file = write(`snippet-${source.replace(/\W/g, '_')}-${i}.yml`, renderPlaceholders(inOperatorFile(snippet)));
         const run = deck(['file', 'validate', file]);
         assert.equal(run.status, 0, `${source} snippet ${i + 1}:\n${snippet}\n${run.stdout}${run.stderr}`);
       });
@@ -137,18 +167,17 @@ describe('decK (the real binary, offline)', { skip: skipUnlessPresent('decK test
   });
 
   test('the seed\'s decK block: deck file render with DECK_ variables, validate, then the emulator\'s schema check and StartInstance accept it', async () => {
-    const source = write('seed.yml', SEED_DECK_FILE);
+    const source = write('seed.yml', inOperatorFile(SEED_DECK_FILE));
     const rendered = join(dir, 'seed-rendered.yml');
-    const render = deck(['file', 'render', source, '-o', rendered], SEED_ENV);
+    const render = deck(['file', 'render', '--populate-env-vars', source, '-o', rendered], SEED_ENV);
     assert.equal(render.status, 0, `${render.stdout}${render.stderr}`);
     const text = readFileSync(rendered, 'utf8');
     assert.doesNotMatch(text, /\$\{\{/);
     const validate = deck(['file', 'validate', rendered]);
     assert.equal(validate.status, 0, `${validate.stdout}${validate.stderr}`);
 
-    const doc = parseYaml(text) as { plugins: Array<{ name: string; config: Record<string, unknown> }> };
-    const plugin = doc.plugins.find((p) => p.name === 'mtls-pop');
-    assert.ok(plugin !== undefined);
+    const plugin = findPlugins(parseYaml(text), 'mtls-pop')[0];
+    assert.ok(plugin !== undefined, text);
     assert.equal(plugin.config.issuer, SEED_ENV.DECK_ISSUER);
     assert.deepEqual((plugin.config.proof_of_possession_mtls_from_header as Record<string, unknown>).ca_certificates, [CA_ID]);
 
@@ -232,7 +261,7 @@ describe('decK (the real binary, offline)', { skip: skipUnlessPresent('decK test
       assert.match(`${run.stdout}${run.stderr}`, /secure_source: false/, name);
     }
     const seedFile = join(dir, 'seed-lint.yml');
-    assert.equal(deck(['file', 'render', write('seed-for-lint.yml', SEED_DECK_FILE), '-o', seedFile], SEED_ENV).status, 0);
+    assert.equal(deck(['file', 'render', '--populate-env-vars', write('seed-for-lint.yml', inOperatorFile(SEED_DECK_FILE)), '-o', seedFile], SEED_ENV).status, 0);
     const seed = deck(['file', 'lint', '-s', seedFile, '--fail-severity', 'error', RULESET]);
     assert.notEqual(seed.status, 0, 'the seed block (secure_source: false, no guard) fails the lint');
   });
