@@ -20,7 +20,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import {
-  copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync,
+  copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync,
 } from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -217,9 +217,7 @@ function makeOverlayHome(dir: string, installation: string, realmSources: readon
   }
   for (const file of readdirSync(join(installation, 'conf'))) {
     const source = join(installation, 'conf', file);
-    if (!file.endsWith('/')) {
-      try { copyFileSync(source, join(home, 'conf', file)); } catch { /* a directory: not needed */ }
-    }
+    if (statSync(source).isFile()) copyFileSync(source, join(home, 'conf', file));
   }
   for (const source of realmSources) copyFileSync(source, join(home, 'data', 'import', basename(source)));
   return home;
