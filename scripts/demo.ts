@@ -9,8 +9,10 @@
  * without it, 401 with a stolen token. Everything is stopped and the temp dir removed at the end,
  * on a failure, and on Ctrl-C / SIGTERM.
  *
- * Usage: node dist/scripts/demo.js [--terminator haproxy|nginx|node] [--hold]
+ * Usage: node dist/scripts/demo.js [--terminator haproxy|nginx|node] [--hold] [--idp stand-in|keycloak]
  *   --hold  keep the stack running after the checks (with curl commands to try) until Ctrl-C.
+ *   --idp keycloak  the real Keycloak (installed by .ci/run; docs/keycloak-and-deck.md) instead of
+ *           the stand-in, with HAProxy in front; slower (Keycloak starts in 30-120 s).
  * Exit code: 0 when every step behaved as expected; 1 when one did not; 2 for bad arguments;
  * 130 / 143 when interrupted by SIGINT / SIGTERM before the end (with --hold, a signal after the
  * checks is the normal way to stop: 0).
@@ -22,6 +24,10 @@ import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { opensslThumbprint } from '../test/helpers/pki.js';
 import { findExecutable } from '../test/helpers/terminators.js';
 import {
+  generateComposeCerts, keycloakMissing, keycloakToken, startKeycloak, startKeycloakStack, KC_ROUTES,
+  type KeycloakServer, type KeycloakStack,
+} from '../test/helpers/keycloak.js';
+import {
   preferredTerminator, startStack, StackAbortedError, StackStepError, STACK_PATH,
   type ClientName, type Stack, type StackResponse, type TerminatorKind,
 } from '../test/helpers/stack.js';
@@ -32,13 +38,23 @@ const INDENT = '      ';
 interface Args {
   readonly terminator: TerminatorKind | undefined;
   readonly hold: boolean;
+  readonly idp: 'stand-in' | 'keycloak';
 }
+
+const USAGE = 'usage: node dist/scripts/demo.js [--terminator haproxy|nginx|node] [--hold] [--idp stand-in|keycloak]';
 
 function parseArgs(argv: readonly string[]): Args | string {
   let terminator: TerminatorKind | undefined;
   let hold = false;
+  let idp: Args['idp'] = 'stand-in';
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] ?? '';
+    const idpValue = arg.startsWith('--idp=') ? arg.slice('--idp='.length) : arg === '--idp' ? argv[++i] : undefined;
+    if (idpValue !== undefined) {
+      if (idpValue !== 'stand-in' && idpValue !== 'keycloak') return `--idp must be stand-in or keycloak; ${USAGE}`;
+      idp = idpValue;
+      continue;
+    }
     const value = arg.startsWith('--terminator=') ? arg.slice('--terminator='.length) : arg === '--terminator' ? argv[++i] : undefined;
     if (value !== undefined) {
       if (!(TERMINATORS as readonly string[]).includes(value)) return `--terminator must be one of ${TERMINATORS.join(', ')}`;
@@ -46,12 +62,14 @@ function parseArgs(argv: readonly string[]): Args | string {
     } else if (arg === '--hold') {
       hold = true;
     } else if (arg === '--help' || arg === '-h') {
-      return 'usage: node dist/scripts/demo.js [--terminator haproxy|nginx|node] [--hold]';
+      return USAGE;
     } else {
-      return `unknown argument ${JSON.stringify(arg)}; usage: node dist/scripts/demo.js [--terminator haproxy|nginx|node] [--hold]`;
+      return `unknown argument ${JSON.stringify(arg)}; ${USAGE}`;
     }
   }
-  return { terminator, hold };
+  if (idp === 'keycloak' && terminator !== undefined && terminator !== 'haproxy') return `--idp keycloak runs with HAProxy in front; ${USAGE}`;
+  if (idp === 'keycloak' && hold) return `--hold is not available with --idp keycloak; ${USAGE}`;
+  return { terminator, hold, idp };
 }
 
 /** False once stdout is gone (e.g. piped into `head`): narration stops, shutdown still runs. */
@@ -83,6 +101,7 @@ async function main(): Promise<number> {
     process.stderr.write(`${args}\n`);
     return 2;
   }
+  if (args.idp === 'keycloak') return keycloakDemo();
   const started = performance.now();
   const controller = new AbortController();
   let signalled: NodeJS.Signals | undefined;
@@ -254,6 +273,104 @@ async function main(): Promise<number> {
   }
   if (failed.length > 0) {
     say(`✗ ${failed.length} step${failed.length === 1 ? '' : 's'} did not behave as expected: ${failed.join('; ')} (${seconds(started)})`);
+    return 1;
+  }
+  say(`✓ every step behaved as expected: ${step} steps in ${seconds(started)}`);
+  return 0;
+}
+
+/**
+ * The seed's flow with the real Keycloak (docker-compose.yml's options and realm), HAProxy in
+ * front, the Kong emulator with the real plugin server: tokens over mTLS, cnf next to openssl's
+ * thumbprint, 200 / 401 / 401. Exit 0 when every step behaved, 1 otherwise, 3 when Keycloak or
+ * Java is not installed.
+ */
+async function keycloakDemo(): Promise<number> {
+  const missing = keycloakMissing();
+  if (missing !== null) {
+    process.stderr.write(`--idp keycloak: ${missing}\n`);
+    return 3;
+  }
+  if (findExecutable('haproxy') === null) {
+    process.stderr.write('--idp keycloak: HAProxy is not installed (apt-get install haproxy)\n');
+    return 3;
+  }
+  const started = performance.now();
+  let step = 0;
+  const failed: string[] = [];
+  const check = (ok: boolean, text: string): void => {
+    say(`[${++step}] ${ok ? '✓' : '✗'} ${text}`);
+    if (!ok) failed.push(`step ${step}`);
+  };
+  const detail = (text: string): void => { say(`${INDENT}${text}`); };
+  say('mtls-pop demo with the real Keycloak: HAProxy -> Kong emulator + the real plugin server -> echo, everything on 127.0.0.1');
+  say();
+  const dir = mkdtempSync(join(tmpdir(), 'mtls-pop-demo-keycloak-'));
+  const certsDir = join(dir, 'certs');
+  let kc: KeycloakServer | undefined;
+  let stack: KeycloakStack | undefined;
+  let stopping = false;
+  const onSignal = (): void => {
+    if (stopping) return;
+    stopping = true;
+    say('signal received: stopping');
+    void (async () => {
+      await stack?.stop().catch(() => undefined);
+      await kc?.stop().catch(() => undefined);
+      rmSync(dir, { recursive: true, force: true });
+      process.exit(130);
+    })();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    generateComposeCerts(certsDir);
+    check(true, `demo PKI from docker/gen-certs.sh in ${certsDir}`);
+    say(`${INDENT}starting Keycloak (docker-compose.yml options, realm docker/keycloak/realm-mtls-pop.json) ...`);
+    kc = await startKeycloak({ dir, certsDir });
+    check(true, `Keycloak ${kc.version} on ${kc.issuer} (${(kc.startMs / 1000).toFixed(1)} s${kc.augmented ? ', incl. the one-time Quarkus re-augmentation' : ''})`);
+    stack = await startKeycloakStack(kc, { dir, certsDir });
+    check(true, `HAProxy on ${stack.terminatorUrl} -> Kong emulator on ${stack.emulator.url} (kong.yml's mtls-pop config + the fail-closed guard)`);
+    const tokens: Record<string, string> = {};
+    for (const [clientId, cert] of [['mtls-client', 'client-1'], ['mtls-client-2', 'client-2']] as const) {
+      const t0 = performance.now();
+      const token = await keycloakToken(kc, { clientId, cert: stack.client(cert).cert, key: stack.client(cert).key });
+      tokens[cert] = token;
+      const cnf = decodeJwt(token).cnf as Record<string, unknown> | undefined;
+      const openssl = opensslThumbprint(stack.client(cert).cert);
+      check(cnf?.['x5t#S256'] === openssl, `token for ${clientId} over mTLS (client-x509) (${msSince(t0)})`);
+      if (cert === 'client-1') {
+        const header = decodeProtectedHeader(token);
+        const claims = decodeJwt(token);
+        detail(`header       ${JSON.stringify({ alg: header.alg, typ: header.typ, kid: header.kid })}`);
+        detail(`claims       iss ${String(claims.iss)}, aud ${JSON.stringify(claims.aud)}, azp ${String(claims.azp)}`);
+      }
+      detail(`cnf          ${JSON.stringify(cnf ?? null)}`);
+      detail(`openssl      ${openssl}   <- x5t#S256 of ${cert}.pem`);
+    }
+    const requests: ReadonlyArray<[string, 'client-1' | 'client-2' | undefined, string, number]> = [
+      ['client-1\'s certificate and client-1\'s token', 'client-1', 'client-1', 200],
+      ['no client certificate (client-1\'s token)', undefined, 'client-1', 401],
+      ['stolen token: client-1\'s certificate and client-2\'s token', 'client-1', 'client-2', 401],
+    ];
+    for (const [name, cert, token, status] of requests) {
+      const t0 = performance.now();
+      const response = await stack.request(KC_ROUTES.kongYml, { token: tokens[token] ?? '', ...(cert !== undefined ? { client: cert } : {}) });
+      check(response.status === status, `GET ${KC_ROUTES.kongYml} with ${name} -> ${response.status} (expected ${status}) (${msSince(t0)})`);
+      detail(`WWW-Authenticate  ${response.wwwAuthenticate ?? '(none)'}`);
+    }
+  } catch (error) {
+    check(false, `unexpected error: ${error instanceof Error ? error.message.split('\n').slice(0, 20).join(`\n${INDENT}`) : String(error)}`);
+  } finally {
+    stopping = true;
+    await stack?.stop().catch(() => undefined);
+    await kc?.stop().catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+    check(!existsSync(dir), `shut down: HAProxy, gateway, upstream, Keycloak stopped; ${dir} removed`);
+  }
+  say();
+  if (failed.length > 0) {
+    say(`✗ ${failed.length} step(s) did not behave as expected: ${failed.join('; ')} (${seconds(started)})`);
     return 1;
   }
   say(`✓ every step behaved as expected: ${step} steps in ${seconds(started)}`);
