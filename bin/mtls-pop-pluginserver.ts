@@ -26,7 +26,7 @@ import { parseCli, USAGE, type CliOptions } from './pluginserver/cli.js';
 import { RedactingLogger, scrubSecrets } from './pluginserver/logger.js';
 import { PluginServer } from './pluginserver/server.js';
 import { StreamingListener } from './pluginserver/listener.js';
-import { msgpack } from './pluginserver/kong-pdk.js';
+import { encode } from './pluginserver/codec.js';
 import { startMetricsServer, type MetricsEndpoint } from './pluginserver/metrics-server.js';
 import { packageVersion } from '../src/package-info.js';
 
@@ -53,7 +53,7 @@ function fail(message: string): never {
 async function dump(server: PluginServer, options: CliOptions, writeStdout: StdoutWrite): Promise<void> {
   let output: string | Uint8Array;
   if (options.dumpPluginInfo !== undefined) {
-    output = msgpack.encode(await server.GetPluginInfo(options.dumpPluginInfo));
+    output = encode(await server.GetPluginInfo(options.dumpPluginInfo));
   } else {
     const infos = [];
     for (const name of server.getPlugins().keys()) infos.push(await server.GetPluginInfo(name));
