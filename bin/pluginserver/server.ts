@@ -15,7 +15,7 @@
  *   (the multi-worker front, front.ts), are congruent to `idSlot` modulo the stride, so the id
  *   names the worker that owns it;
  * - instances unused for 60 s are dropped as kong-pdk does (Kong restarts them on "no plugin
- *   instance"), but checked every 15 s instead of every 60 ms.
+ *   instance"): checked when an event arrives, and swept every 15 s instead of every 60 ms.
  * Plugin discovery is tolerant: entries kong-pdk would crash on or misread (a sub-directory
  * without an index, `x.d.ts`, source maps) are skipped with a warning, and so are `.ts` sources.
  */
@@ -337,7 +337,13 @@ export class PluginServer {
 
   private handleEvent(event: HandleEventArgs, replier: Replier): void {
     const ins = this.instance(event?.InstanceId);
-    ins.lastUsed = Date.now();
+    const now = Date.now();
+    if (ins.startedAt < now - INSTANCE_TTL_MS && ins.lastUsed < now - INSTANCE_TTL_MS) {
+      // Expired (kong-pdk's sweep, every 60 ms, would have dropped it by now): Kong restarts it.
+      this.instances.delete(ins.id);
+      throw new PluginServerError(`no plugin instance #${ins.id}`);
+    }
+    ins.lastUsed = now;
     const phase = event.EventName;
     const id = this.nextEvent;
     this.nextEvent += this.idStride;
