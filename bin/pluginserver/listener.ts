@@ -164,8 +164,15 @@ export interface RpcTarget {
   call(method: string, args: readonly unknown[], replier: Replier): void;
 }
 
+/** Where a connection's answers go: a Kong socket, or a worker's pipe to the front (worker.ts). */
+export interface Sink {
+  readonly destroyed: boolean;
+  write(frame: Buffer): void;
+  destroy(): void;
+}
+
 /** One Kong connection: its byte stream, its queue of requests and the one being answered. */
-class Connection implements Replier {
+export class Connection implements Replier {
   private readonly reader = new FrameReader();
   private readonly queue: unknown[] = [];
   /** Byte size of each queued request (for debug lines). */
@@ -176,7 +183,10 @@ class Connection implements Replier {
   private method = '';
   private started = 0n;
 
-  constructor(private readonly socket: Socket, private readonly target: RpcTarget, private readonly log: RedactingLogger, private readonly debug: boolean) {}
+  constructor(
+    private readonly socket: Sink, private readonly target: RpcTarget, private readonly log: RedactingLogger,
+    private readonly debug: boolean, private readonly methods: ReadonlySet<string> = RPC_METHODS,
+  ) {}
 
   onData(chunk: Buffer): void {
     try {
@@ -252,7 +262,7 @@ class Connection implements Replier {
     const ns = dot < 0 ? method : method.slice(0, dot);
     if (ns !== 'plugin') return this.reject(`RPC for ${ns} is not supported`);
     const cmd = method.slice(dot + 1);
-    if (!RPC_METHODS.has(cmd)) {
+    if (!this.methods.has(cmd)) {
       this.log.error(`rpc: #${msgid} method ${cmd} not implemented`);
       return this.reject(`method ${cmd} not implemented`);
     }
@@ -308,7 +318,7 @@ export class StreamingListener {
     const debug = this.log.isEnabled('debug');
     const server = createServer((socket) => {
       this.connections.add(socket);
-      const conn = new Connection(socket, this.target, this.log, debug);
+      const conn = new Connection(socket as Sink, this.target, this.log, debug);
       socket.on('data', (chunk: Buffer) => conn.onData(chunk));
       socket.on('error', (err: NodeJS.ErrnoException) => { this.log.debug(`connection error: ${err.code ?? err.message}`); });
       socket.on('close', () => { this.connections.delete(socket); conn.onClose(); });

@@ -36,7 +36,7 @@ const PLUGIN_EXTENSIONS = new Set(['.js', '.ts', '.node', '.cjs', '']);
 export const DEFAULT_EVENT_TTL_MS = 300_000;
 
 /** kong-pdk lib/mod.js `isExpired`: an instance neither started nor used for 60 s is dropped. */
-const INSTANCE_TTL_MS = 60_000;
+export const INSTANCE_TTL_MS = 60_000;
 
 /** Receives the answer of one RPC: an error string, or a result. */
 export interface Replier {
@@ -51,6 +51,13 @@ export interface PluginServerOptions {
   /** Ids are `k * idStride + idSlot` (multi-worker: the worker's index and the worker count). */
   readonly idStride?: number;
   readonly idSlot?: number;
+  /**
+   * Idle time after which an instance is dropped (default 60 s, kong-pdk's). A worker behind the
+   * front gets a long one: the front sees every event and applies the 60 s rule itself.
+   */
+  readonly instanceTtlMs?: number;
+  /** Accept `StartInstanceAs` (the front's instance with the front's id); never from Kong's socket. */
+  readonly internalRpc?: boolean;
 }
 
 /** kong-pdk lib/mod.js Instance, the parts used here. */
@@ -134,6 +141,8 @@ export class PluginServer {
   private readonly eventTimer: NodeJS.Timeout;
   private readonly instanceTimer: NodeJS.Timeout;
   private readonly pid = process.pid;
+  private readonly instanceTtlMs: number;
+  private readonly internalRpc: boolean;
 
   constructor(options: PluginServerOptions) {
     this.pluginDir = options.pluginDir;
@@ -152,7 +161,9 @@ export class PluginServer {
     const ttl = options.eventTtlMs ?? DEFAULT_EVENT_TTL_MS;
     this.eventTimer = setInterval(() => this.sweepEvents(), Math.max(50, Math.floor(ttl / this.eventTtlTicks)));
     this.eventTimer.unref();
-    this.instanceTimer = setInterval(() => this.sweepInstances(), INSTANCE_TTL_MS / 4);
+    this.instanceTtlMs = options.instanceTtlMs ?? INSTANCE_TTL_MS;
+    this.internalRpc = options.internalRpc ?? false;
+    this.instanceTimer = setInterval(() => this.sweepInstances(), this.instanceTtlMs / 4);
     this.instanceTimer.unref();
     this.loadPlugins();
   }
@@ -221,6 +232,9 @@ export class PluginServer {
       let result: unknown;
       switch (method) {
         case 'StartInstance': result = this.startInstance(arg as { Name: string; Config: string }); break;
+        case 'StartInstanceAs':
+          if (!this.internalRpc) { replier.answer(`method ${method} not implemented`, undefined); return; }
+          result = this.startInstance(arg as { Name: string; Config: string; Id: number }); break;
         case 'InstanceStatus': result = this.instanceStatus(arg as number); break;
         case 'CloseInstance': result = this.closeInstance(arg as number); break;
         case 'GetPluginInfo': result = this.pluginInfo(arg as string); break;
@@ -259,14 +273,20 @@ export class PluginServer {
   // -------------------------------------------------------------------------------------------
   // Instances
 
-  private startInstance(cfg: { readonly Name: string; readonly Config: string }): InstanceStatus {
+  private startInstance(cfg: { readonly Name: string; readonly Config: string; readonly Id?: number }): InstanceStatus {
     const name = cfg?.Name;
     const plugin = typeof name === 'string' ? this.plugins.get(name) : undefined;
     if (plugin === undefined) throw new PluginServerError(`${String(name)} not initizlied`);
     const config: unknown = JSON.parse(cfg.Config);
     const stock = (plugin as unknown as { ["new"](config: unknown): StockInstance })["new"](config);
-    const id = this.nextInstance;
-    this.nextInstance += this.idStride;
+    let id: number;
+    if (typeof cfg.Id === 'number' && Number.isSafeInteger(cfg.Id)) {
+      id = cfg.Id; // the front's id (StartInstanceAs): the same instance in every worker
+      this.instances.get(id)?.stock.close();
+    } else {
+      id = this.nextInstance;
+      this.nextInstance += this.idStride;
+    }
     const now = Date.now();
     this.instances.set(id, { id, stock, startedAt: now, lastUsed: now });
     this.logger.info(`instance #${id} of ${name} started`);
@@ -323,7 +343,7 @@ export class PluginServer {
   }
 
   private sweepInstances(): void {
-    const cutoff = Date.now() - INSTANCE_TTL_MS;
+    const cutoff = Date.now() - this.instanceTtlMs;
     for (const [id, ins] of this.instances) {
       if (ins.startedAt < cutoff && ins.lastUsed < cutoff) {
         this.logger.debug(`cleanup instance #${id} of ${ins.stock.name}`);
@@ -338,7 +358,7 @@ export class PluginServer {
   private handleEvent(event: HandleEventArgs, replier: Replier): void {
     const ins = this.instance(event?.InstanceId);
     const now = Date.now();
-    if (ins.startedAt < now - INSTANCE_TTL_MS && ins.lastUsed < now - INSTANCE_TTL_MS) {
+    if (ins.startedAt < now - this.instanceTtlMs && ins.lastUsed < now - this.instanceTtlMs) {
       // Expired (kong-pdk's sweep, every 60 ms, would have dropped it by now): Kong restarts it.
       this.instances.delete(ins.id);
       throw new PluginServerError(`no plugin instance #${ins.id}`);

@@ -80,7 +80,7 @@ describe('command line', () => {
     if (parsed.kind !== 'run') return;
     assert.deepEqual(parsed.options, {
       pluginsDirectory: '/opt/kong/plugins', kongPrefix: '/usr/local/kong', sockName: 'x.sock',
-      dumpAllPlugins: false, dumpPluginInfo: undefined, verbose: 2, metricsPort: null, metricsHost: '127.0.0.1',
+      dumpAllPlugins: false, dumpPluginInfo: undefined, verbose: 2, metricsPort: null, metricsHost: '127.0.0.1', workers: 1,
     });
     const long = parseCli(['--plugins-directory=/p', '--kong-prefix', '/k', '--dump-all-plugins', '-vv']);
     assert.ok(long.kind === 'run' && long.options.kongPrefix === '/k' && long.options.dumpAllPlugins && long.options.verbose === 2);
