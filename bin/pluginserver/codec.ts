@@ -94,21 +94,37 @@ function readValue(depth: number): unknown {
   }
 }
 
+/** Longest string looked up in the short-string cache (method names, map keys, header names). */
+const CACHED_MAX = 24;
+const CACHE_WAYS = 16;
+/** Per length: recently decoded short strings and their bytes (like @msgpack/msgpack's key cache). */
+const cacheBytes: Buffer[][] = Array.from({ length: CACHED_MAX + 1 }, () => []);
+const cacheStrings: string[][] = Array.from({ length: CACHED_MAX + 1 }, () => []);
+const cacheNext: number[] = new Array<number>(CACHED_MAX + 1).fill(0);
+
+/** Buffer's own UTF-8 slice (what `toString('utf8', start, end)` calls after checking its arguments). */
+interface Utf8Slicer {
+  utf8Slice(start: number, end: number): string;
+}
+
 function readString(length: number): string {
   need(length);
   const start = at;
   at += length;
-  if (length < 24) {
-    // Short ASCII (method names, map keys, addresses): a loop beats the native call.
-    let out = '';
-    for (let i = start; i < at; i++) {
-      const c = src[i] as number;
-      if (c >= 0x80) return src.toString('utf8', start, at);
-      out += String.fromCharCode(c);
-    }
-    return out;
+  if (length > CACHED_MAX) return (src as unknown as Utf8Slicer).utf8Slice(start, at);
+  const bytes = cacheBytes[length] as Buffer[];
+  const strings = cacheStrings[length] as string[];
+  search: for (let w = 0; w < bytes.length; w++) {
+    const cached = bytes[w] as Buffer;
+    for (let i = 0; i < length; i++) if (cached[i] !== src[start + i]) continue search;
+    return strings[w] as string;
   }
-  return src.toString('utf8', start, at);
+  const text = src.toString('utf8', start, at);
+  const slot = cacheNext[length] as number;
+  bytes[slot] = Buffer.from(src.subarray(start, at));
+  strings[slot] = text;
+  cacheNext[length] = (slot + 1) % CACHE_WAYS;
+  return text;
 }
 
 function readBin(length: number): Buffer {

@@ -3,12 +3,12 @@
  *
  *   npm run bench                                   full run (a few minutes)
  *   node dist/test/bench/run.js --smoke             tiny iteration counts (seconds), as CI's smoke test
- *   node dist/test/bench/run.js --only core,jwks    some sections (core, plugin, memory, jwks)
+ *   node dist/test/bench/run.js --only core,jwks    some sections (core, plugin, memory, jwks, revocation, codec)
  *   node dist/test/bench/run.js --strict            exit 1 when a target is missed
  *
  * Sections: 1 core in process (ours vs the jose floor vs the auth0 peer), 2 through the real
  * plugin server (ours vs the same-calls baseline vs the server's floor), 3 plugin-server memory,
- * 4 JWKS rotation, 5 revocation (cold CRL check vs cache hit). Ratios are measured side by side in one run, contenders interleaved.
+ * 4 JWKS rotation, 5 revocation (cold CRL check vs cache hit), 6 the plugin server's MessagePack codec. Ratios are measured side by side in one run, contenders interleaved.
  */
 import { cpus, loadavg } from 'node:os';
 import { FULL_SCALE, SMOKE_SCALE, fmt, meets, type BenchScale, type Figure, type Log } from './common.js';
@@ -18,6 +18,7 @@ import { runPluginServer } from './plugin-server.js';
 import { runMemory } from './memory.js';
 import { runJwksRotation } from './jwks-rotation.js';
 import { runRevocation } from './revocation.js';
+import { runCodec } from './codec.js';
 
 export const SECTIONS = {
   core: runCore,
@@ -25,6 +26,7 @@ export const SECTIONS = {
   memory: runMemory,
   jwks: runJwksRotation,
   revocation: runRevocation,
+  codec: runCodec,
 } as const satisfies Record<string, (inputs: BenchInputs, scale: BenchScale, log: Log) => Promise<Figure[]>>;
 
 export type SectionName = keyof typeof SECTIONS;
