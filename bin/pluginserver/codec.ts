@@ -162,25 +162,64 @@ function readMap(length: number, depth: number): Record<string, unknown> {
 
 // ---------------------------------------------------------------------------------------------
 // Encoding
+//
+// Frames are written one after another into a slab (like Node's own Buffer pool) and returned as
+// views of it: no copy per frame. A slab is never written again behind a returned frame; when
+// one is full the frame being written moves to a new slab, and a slab is freed once the sockets
+// have written every frame that views it.
 
-let out = Buffer.allocUnsafe(8192);
+const SLAB = 64 * 1024;
+let out = Buffer.allocUnsafeSlow(SLAB);
 let pos = 0;
+let frameStart = 0;
 
 function ensure(n: number): void {
   if (pos + n <= out.length) return;
-  const next = Buffer.allocUnsafe(Math.max(out.length * 2, pos + n));
-  out.copy(next, 0, 0, pos);
+  const used = pos - frameStart;
+  const next = Buffer.allocUnsafeSlow(Math.max(SLAB, (used + n) * 2));
+  out.copy(next, 0, frameStart, pos);
   out = next;
+  frameStart = 0;
+  pos = used;
+}
+
+function finishFrame(): Buffer {
+  const frame = out.subarray(frameStart, pos);
+  frameStart = pos;
+  if (out.length - pos < 1024) { // too little left for the next frame: start a new slab
+    out = Buffer.allocUnsafeSlow(SLAB);
+    pos = 0;
+    frameStart = 0;
+  }
+  return frame;
 }
 
 /** Encodes `value` into a new Buffer (the caller may keep it, e.g. in a socket's write queue). */
 export function encode(value: unknown): Buffer {
-  pos = 0;
-  writeValue(value, 0);
-  const frame = Buffer.allocUnsafe(pos);
-  out.copy(frame, 0, 0, pos);
-  if (out.length > 1 << 20) out = Buffer.allocUnsafe(8192); // do not keep a huge scratch buffer
-  return frame;
+  try {
+    writeValue(value, 0);
+  } catch (err) {
+    pos = frameStart; // drop the partial frame
+    throw err;
+  }
+  return finishFrame();
+}
+
+/** Encodes an RPC response `[1, msgid, error, result]` (kong-pdk `listener.js` write_response / write_error). */
+export function encodeResponse(msgid: number, error: string | undefined, result: unknown): Buffer {
+  try {
+    ensure(2);
+    out[pos] = 0x94;
+    out[pos + 1] = 0x01;
+    pos += 2;
+    writeNumber(msgid);
+    writeValue(error, 0);
+    writeValue(result, 1);
+  } catch (err) {
+    pos = frameStart;
+    throw err;
+  }
+  return finishFrame();
 }
 
 function writeValue(value: unknown, depth: number): void {
@@ -202,66 +241,72 @@ function writeValue(value: unknown, depth: number): void {
   }
 }
 
+function writeU32(o: Buffer, p: number, n: number): void {
+  o[p] = n >>> 24;
+  o[p + 1] = (n >>> 16) & 0xff;
+  o[p + 2] = (n >>> 8) & 0xff;
+  o[p + 3] = n & 0xff;
+}
+
 function writeNumber(n: number): void {
   ensure(9);
+  const o = out;
+  let p = pos;
   if (Number.isSafeInteger(n)) {
     if (n >= 0) {
-      if (n < 0x80) out[pos++] = n;
-      else if (n < 0x100) { out[pos++] = 0xcc; out[pos++] = n; }
-      else if (n < 0x10000) { out[pos++] = 0xcd; out.writeUInt16BE(n, pos); pos += 2; }
-      else if (n < 0x1_0000_0000) { out[pos++] = 0xce; out.writeUInt32BE(n, pos); pos += 4; }
-      else {
-        out[pos++] = 0xcf;
-        out.writeUInt32BE(Math.floor(n / 0x1_0000_0000), pos);
-        out.writeUInt32BE(n >>> 0, pos + 4);
-        pos += 8;
-      }
-    } else if (n >= -0x20) out[pos++] = (n + 0x100) & 0xff;
-    else if (n >= -0x80) { out[pos++] = 0xd0; out.writeInt8(n, pos); pos += 1; }
-    else if (n >= -0x8000) { out[pos++] = 0xd1; out.writeInt16BE(n, pos); pos += 2; }
-    else if (n >= -0x8000_0000) { out[pos++] = 0xd2; out.writeInt32BE(n, pos); pos += 4; }
-    else {
-      out[pos++] = 0xd3;
-      out.writeInt32BE(Math.floor(n / 0x1_0000_0000), pos);
-      out.writeUInt32BE(n >>> 0, pos + 4);
-      pos += 8;
-    }
+      if (n < 0x80) o[p++] = n;
+      else if (n < 0x100) { o[p] = 0xcc; o[p + 1] = n; p += 2; }
+      else if (n < 0x10000) { o[p] = 0xcd; o[p + 1] = n >>> 8; o[p + 2] = n & 0xff; p += 3; }
+      else if (n < 0x1_0000_0000) { o[p] = 0xce; writeU32(o, p + 1, n); p += 5; }
+      else { o[p] = 0xcf; writeU32(o, p + 1, Math.floor(n / 0x1_0000_0000)); writeU32(o, p + 5, n >>> 0); p += 9; }
+    } else if (n >= -0x20) o[p++] = (n + 0x100) & 0xff;
+    else if (n >= -0x80) { o[p] = 0xd0; o[p + 1] = n & 0xff; p += 2; }
+    else if (n >= -0x8000) { o[p] = 0xd1; o[p + 1] = (n >> 8) & 0xff; o[p + 2] = n & 0xff; p += 3; }
+    else if (n >= -0x8000_0000) { o[p] = 0xd2; writeU32(o, p + 1, n >>> 0); p += 5; }
+    else { o[p] = 0xd3; writeU32(o, p + 1, Math.floor(n / 0x1_0000_0000) >>> 0); writeU32(o, p + 5, n >>> 0); p += 9; }
+    pos = p;
     return;
   }
-  out[pos++] = 0xcb;
-  out.writeDoubleBE(n, pos);
-  pos += 8;
+  o[p] = 0xcb;
+  o.writeDoubleBE(n, p + 1);
+  pos = p + 9;
 }
 
 function writeString(s: string): void {
-  const max = s.length * 3;
-  ensure(5 + max);
-  // Header size depends on the byte length: guess from the UTF-16 length, move if wrong.
-  let ascii = s.length < 32;
-  if (ascii) {
-    for (let i = 0; i < s.length; i++) {
-      if (s.charCodeAt(i) >= 0x80) { ascii = false; break; }
+  const n = s.length;
+  if (n < 32) {
+    ensure(1 + n * 3);
+    const o = out;
+    const p = pos;
+    let i = 0;
+    for (; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) break;
+      o[p + 1 + i] = c;
+    }
+    if (i === n) { // ASCII: fixstr
+      o[p] = 0xa0 | n;
+      pos = p + 1 + n;
+      return;
     }
   }
-  if (ascii) {
-    out[pos++] = 0xa0 | s.length;
-    for (let i = 0; i < s.length; i++) out[pos++] = s.charCodeAt(i);
-    return;
-  }
   const length = Buffer.byteLength(s, 'utf8');
-  if (length < 32) out[pos++] = 0xa0 | length;
-  else if (length < 0x100) { out[pos++] = 0xd9; out[pos++] = length; }
-  else if (length < 0x10000) { out[pos++] = 0xda; out.writeUInt16BE(length, pos); pos += 2; }
-  else { out[pos++] = 0xdb; out.writeUInt32BE(length, pos); pos += 4; }
-  pos += out.write(s, pos, length, 'utf8');
+  ensure(5 + length);
+  const o = out;
+  let p = pos;
+  if (length < 32) o[p++] = 0xa0 | length;
+  else if (length < 0x100) { o[p] = 0xd9; o[p + 1] = length; p += 2; }
+  else if (length < 0x10000) { o[p] = 0xda; o[p + 1] = length >>> 8; o[p + 2] = length & 0xff; p += 3; }
+  else { o[p] = 0xdb; writeU32(o, p + 1, length); p += 5; }
+  pos = p + o.write(s, p, length, 'utf8');
 }
 
 function writeBin(bytes: Uint8Array): void {
   const length = bytes.byteLength;
   ensure(5 + length);
   if (length < 0x100) { out[pos++] = 0xc4; out[pos++] = length; }
-  else if (length < 0x10000) { out[pos++] = 0xc5; out.writeUInt16BE(length, pos); pos += 2; }
-  else { out[pos++] = 0xc6; out.writeUInt32BE(length, pos); pos += 4; }
+  else if (length < 0x10000) { out[pos++] = 0xc5; out[pos++] = length >>> 8; out[pos++] = length & 0xff; }
+  else { out[pos++] = 0xc6; writeU32(out, pos, length); pos += 4; }
   out.set(bytes, pos);
   pos += length;
 }
@@ -270,8 +315,8 @@ function writeArray(items: readonly unknown[], depth: number): void {
   const length = items.length;
   ensure(5);
   if (length < 16) out[pos++] = 0x90 | length;
-  else if (length < 0x10000) { out[pos++] = 0xdc; out.writeUInt16BE(length, pos); pos += 2; }
-  else { out[pos++] = 0xdd; out.writeUInt32BE(length, pos); pos += 4; }
+  else if (length < 0x10000) { out[pos++] = 0xdc; out[pos++] = length >>> 8; out[pos++] = length & 0xff; }
+  else { out[pos++] = 0xdd; writeU32(out, pos, length); pos += 4; }
   for (let i = 0; i < length; i++) writeValue(items[i], depth + 1);
 }
 
@@ -280,26 +325,11 @@ function writeMap(object: Record<string, unknown>, depth: number): void {
   const length = keys.length;
   ensure(5);
   if (length < 16) out[pos++] = 0x80 | length;
-  else if (length < 0x10000) { out[pos++] = 0xde; out.writeUInt16BE(length, pos); pos += 2; }
-  else { out[pos++] = 0xdf; out.writeUInt32BE(length, pos); pos += 4; }
+  else if (length < 0x10000) { out[pos++] = 0xde; out[pos++] = length >>> 8; out[pos++] = length & 0xff; }
+  else { out[pos++] = 0xdf; writeU32(out, pos, length); pos += 4; }
   for (let i = 0; i < length; i++) {
     const key = keys[i] as string;
     writeString(key);
     writeValue(object[key], depth + 1);
   }
-}
-
-/** Encodes an RPC response `[1, msgid, error, result]` (kong-pdk `listener.js` write_response / write_error). */
-export function encodeResponse(msgid: number, error: string | undefined, result: unknown): Buffer {
-  pos = 0;
-  ensure(2);
-  out[pos++] = 0x94;
-  out[pos++] = 0x01;
-  writeNumber(msgid);
-  writeValue(error, 0);
-  writeValue(result, 1);
-  const frame = Buffer.allocUnsafe(pos);
-  out.copy(frame, 0, 0, pos);
-  if (out.length > 1 << 20) out = Buffer.allocUnsafe(8192);
-  return frame;
 }
