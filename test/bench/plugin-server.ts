@@ -21,6 +21,9 @@ import type { EmulatedRequestInit } from '../harness/pdk.js';
 import { check, fmt, interleave, processCpuMs, type BenchScale, type Contender, type Figure, type Log } from './common.js';
 import { CERT_HEADER, benchConfigInput, boundToken, haproxyHeader, type BenchInputs } from './inputs.js';
 
+/** a / b, 0 when b is 0 (smoke scale can measure no CPU tick at all). */
+const ratio = (a: number, b: number): number => (b > 0 ? a / b : 0);
+
 const SECTION = 'plugin server';
 export const CONNECTIONS = 16;
 /** Workers of the multi-worker contender. */
@@ -239,22 +242,22 @@ export async function runPluginServer(inputs: BenchInputs, scale: BenchScale, lo
     figures.push({ section: SECTION, name: 'happy path: ours/floor events/s (info)', value: s('ours-happy').opsPerS / s('floor').opsPerS, unit: 'x' });
     // Issue 14 goal 1: plugin-server CPU per event against the stock server making the same calls.
     figures.push({
-      section: SECTION, name: 'happy path: ours/stock plugin-server CPU per event', value: s('ours-happy').cpuUsPerOp / s('stock-happy').cpuUsPerOp, unit: 'x',
-      target: { op: '<=', limit: 0.5 }, note: `same-calls plugin on our server / stock: ${fmt(s('same-happy').cpuUsPerOp / s('stock-happy').cpuUsPerOp, 2)}`,
+      section: SECTION, name: 'happy path: ours/stock plugin-server CPU per event', value: ratio(s('ours-happy').cpuUsPerOp, s('stock-happy').cpuUsPerOp), unit: 'x',
+      target: { op: '<=', limit: 0.5 }, note: `same-calls plugin on our server / stock: ${fmt(ratio(s('same-happy').cpuUsPerOp, s('stock-happy').cpuUsPerOp), 2)}`,
     });
     figures.push({
-      section: SECTION, name: 'rejection: ours/stock plugin-server CPU per event', value: s('ours-reject').cpuUsPerOp / s('stock-reject').cpuUsPerOp, unit: 'x',
-      target: { op: '<=', limit: 0.5 }, note: `same-calls plugin on our server / stock: ${fmt(s('same-reject').cpuUsPerOp / s('stock-reject').cpuUsPerOp, 2)}`,
+      section: SECTION, name: 'rejection: ours/stock plugin-server CPU per event', value: ratio(s('ours-reject').cpuUsPerOp, s('stock-reject').cpuUsPerOp), unit: 'x',
+      target: { op: '<=', limit: 0.5 }, note: `same-calls plugin on our server / stock: ${fmt(ratio(s('same-reject').cpuUsPerOp, s('stock-reject').cpuUsPerOp), 2)}`,
     });
     // Issue 14 goal 2: the front's routing cost, and 2 workers against 1 on this machine.
-    const frontFraction = share.total > 0 ? share.front / share.total : Number.NaN;
+    const frontFraction = ratio(share.front, share.total);
     const multiSummary = s('multi-happy');
     figures.push({
       section: SECTION, name: `--workers ${WORKERS}: front CPU per message (routing cost)`, value: (frontFraction * multiSummary.cpuUsPerOp) / oursHappy.roundTrips, unit: 'us',
       note: `front ${fmt(frontFraction * multiSummary.cpuUsPerOp, 0)} us per event of ${oursHappy.roundTrips} messages; workers ${fmt((1 - frontFraction) * multiSummary.cpuUsPerOp, 0)} us per event`,
     });
     figures.push({
-      section: SECTION, name: `--workers ${WORKERS}/1: total plugin-server CPU per event`, value: multiSummary.cpuUsPerOp / s('ours-happy').cpuUsPerOp, unit: 'x',
+      section: SECTION, name: `--workers ${WORKERS}/1: total plugin-server CPU per event`, value: ratio(multiSummary.cpuUsPerOp, s('ours-happy').cpuUsPerOp), unit: 'x',
     });
     figures.push({
       section: SECTION, name: `--workers ${WORKERS}/1: events/s on ${cpus().length} cores`, value: multiSummary.opsPerS / s('ours-happy').opsPerS, unit: 'x',
