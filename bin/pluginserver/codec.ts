@@ -163,34 +163,27 @@ function readMap(length: number, depth: number): Record<string, unknown> {
 // ---------------------------------------------------------------------------------------------
 // Encoding
 //
-// Frames are written one after another into a slab (like Node's own Buffer pool) and returned as
-// views of it: no copy per frame. A slab is never written again behind a returned frame; when
-// one is full the frame being written moves to a new slab, and a slab is freed once the sockets
-// have written every frame that views it.
+// A frame is written into one scratch buffer, then copied into a Buffer of its own size (small
+// ones come from Node's shared pool), which the socket may keep in its write queue.
 
-const SLAB = 64 * 1024;
-let out = Buffer.allocUnsafeSlow(SLAB);
+const SCRATCH = 16 * 1024;
+let out = Buffer.allocUnsafeSlow(SCRATCH);
 let pos = 0;
-let frameStart = 0;
 
 function ensure(n: number): void {
   if (pos + n <= out.length) return;
-  const used = pos - frameStart;
-  const next = Buffer.allocUnsafeSlow(Math.max(SLAB, (used + n) * 2));
-  out.copy(next, 0, frameStart, pos);
+  const next = Buffer.allocUnsafeSlow(Math.max(SCRATCH, (pos + n) * 2));
+  out.copy(next, 0, 0, pos);
   out = next;
-  frameStart = 0;
-  pos = used;
 }
 
 function finishFrame(): Buffer {
-  const frame = out.subarray(frameStart, pos);
-  frameStart = pos;
-  if (out.length - pos < 1024) { // too little left for the next frame: start a new slab
-    out = Buffer.allocUnsafeSlow(SLAB);
-    pos = 0;
-    frameStart = 0;
-  }
+  const length = pos;
+  const frame = Buffer.allocUnsafe(length);
+  if (length <= 64) for (let i = 0; i < length; i++) frame[i] = out[i] as number;
+  else frame.set(length === out.length ? out : out.subarray(0, length));
+  pos = 0;
+  if (out.length > 1 << 20) out = Buffer.allocUnsafeSlow(SCRATCH); // do not keep a huge scratch buffer
   return frame;
 }
 
@@ -199,7 +192,7 @@ export function encode(value: unknown): Buffer {
   try {
     writeValue(value, 0);
   } catch (err) {
-    pos = frameStart; // drop the partial frame
+    pos = 0; // drop the partial frame
     throw err;
   }
   return finishFrame();
@@ -216,7 +209,7 @@ export function encodeResponse(msgid: number, error: string | undefined, result:
     writeValue(error, 0);
     writeValue(result, 1);
   } catch (err) {
-    pos = frameStart;
+    pos = 0;
     throw err;
   }
   return finishFrame();
