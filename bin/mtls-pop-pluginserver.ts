@@ -25,10 +25,14 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseCli, PACKAGE_PLUGINS_DIRECTORY, USAGE, type CliOptions } from './pluginserver/cli.js';
 import { RedactingLogger, scrubSecrets } from './pluginserver/logger.js';
-import { PluginServer } from './pluginserver/server.js';
+import { PluginServer, INSTANCE_TTL_MS } from './pluginserver/server.js';
+import { metrics } from '../kong/metrics.js';
+import type { Server as NetServer } from 'node:net';
 import { StreamingListener } from './pluginserver/listener.js';
-import { msgpack } from './pluginserver/kong-pdk.js';
-import { startMetricsServer, type MetricsEndpoint } from './pluginserver/metrics-server.js';
+import { encode } from './pluginserver/codec.js';
+import { startMetricsServer, type MetricsEndpoint, type MetricsSource } from './pluginserver/metrics-server.js';
+import { Front } from './pluginserver/front.js';
+import { WORKER_ENV, parseWorkerEnv, serveWorker } from './pluginserver/worker.js';
 import { packageVersion } from '../src/package-info.js';
 
 type StdoutWrite = (chunk: string | Uint8Array, callback?: (err?: Error | null) => void) => boolean;
@@ -54,7 +58,7 @@ function fail(message: string): never {
 async function dump(server: PluginServer, options: CliOptions, writeStdout: StdoutWrite): Promise<void> {
   let output: string | Uint8Array;
   if (options.dumpPluginInfo !== undefined) {
-    output = msgpack.encode(await server.GetPluginInfo(options.dumpPluginInfo));
+    output = encode(await server.GetPluginInfo(options.dumpPluginInfo));
   } else {
     const infos = [];
     for (const name of server.getPlugins().keys()) infos.push(await server.GetPluginInfo(name));
@@ -64,8 +68,14 @@ async function dump(server: PluginServer, options: CliOptions, writeStdout: Stdo
   writeStdout(output, () => process.exit(0));
 }
 
-function serve(server: PluginServer, options: CliOptions, logger: RedactingLogger): void {
-  const listener = new StreamingListener(server, join(options.kongPrefix, options.sockName), logger);
+/** What serves Kong's socket: the listener of the single-process server, or the multi-worker front. */
+interface Service {
+  start(): Promise<NetServer>;
+  close(): Promise<void>;
+  readonly metrics: MetricsSource;
+}
+
+function serve(service: Service, options: CliOptions, logger: RedactingLogger): void {
   let stopping = false;
   let metricsEndpoint: MetricsEndpoint | null = null;
   async function shutdown(code: number): Promise<void> {
@@ -74,10 +84,34 @@ function serve(server: PluginServer, options: CliOptions, logger: RedactingLogge
     // Whatever happens below (a listener that does not close, a log write that fails), exit.
     setTimeout(() => process.exit(code), 2000).unref();
     logger.info(`stopping (pid ${process.pid})`);
-    server.close();
-    await Promise.all([listener.close(), metricsEndpoint?.close()]);
+    await Promise.all([service.close(), metricsEndpoint?.close()]);
     process.exit(code);
   }
+  handleProcessEvents(logger, () => { void shutdown(0); });
+  service.start().then((netServer) => {
+    netServer.on('error', () => {
+      if (!netServer.listening) void shutdown(1);
+    });
+  }, (err: unknown) => {
+    logger.error(`could not start: ${err instanceof Error ? err.message : String(err)}`);
+    void shutdown(1);
+  });
+  if (options.metricsPort !== null) {
+    const host = options.metricsHost;
+    startMetricsServer(host, options.metricsPort, service.metrics).then((endpoint) => {
+      metricsEndpoint = endpoint;
+      const shown = endpoint.address.family === 'IPv6' ? `[${endpoint.address.address}]` : endpoint.address.address;
+      logger.info(`metrics on http://${shown}:${endpoint.address.port}/metrics`);
+      if (stopping) void endpoint.close();
+    }, (err: unknown) => {
+      // Metrics are optional: the plugin keeps serving Kong without them.
+      logger.error(`metrics endpoint not started on ${host}:${options.metricsPort}: ${err instanceof Error ? err.message : String(err)}`);
+    });
+  }
+}
+
+/** Signals, broken stdio pipes, a plugin's stray errors: the same in every process of the server. */
+function handleProcessEvents(logger: RedactingLogger, stop: () => void): void {
   // When Kong (the parent) is gone, writes to our stdout/stderr pipes fail with EPIPE. Those
   // errors must not become uncaught exceptions whose logging fails again, in a loop.
   const ignoreStdioError = (): void => { /* the reader is gone: nothing to report to */ };
@@ -88,8 +122,8 @@ function serve(server: PluginServer, options: CliOptions, logger: RedactingLogge
     return code === 'EPIPE' || code === 'ERR_STREAM_DESTROYED' || code === 'ERR_STREAM_WRITE_AFTER_END';
   };
   // Handlers first: a signal that arrives as soon as the socket exists must still clean up.
-  process.on('SIGTERM', () => { void shutdown(0); });
-  process.on('SIGINT', () => { void shutdown(0); });
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
   // A plugin's stray asynchronous error must not take every request down with it (Kong would
   // proxy them all, fail-open, until it respawns the server).
   process.on('uncaughtException', (err) => {
@@ -97,22 +131,6 @@ function serve(server: PluginServer, options: CliOptions, logger: RedactingLogge
     logger.error(`uncaught exception: ${scrubSecrets(String(err?.stack ?? err))}`);
   });
   process.on('unhandledRejection', (reason) => { logger.error(`unhandled rejection: ${scrubSecrets(String(reason instanceof Error ? reason.stack : reason))}`); });
-  const netServer = listener.serve();
-  netServer.on('error', () => {
-    if (!netServer.listening) void shutdown(1);
-  });
-  if (options.metricsPort !== null) {
-    const host = options.metricsHost;
-    startMetricsServer(host, options.metricsPort).then((endpoint) => {
-      metricsEndpoint = endpoint;
-      const shown = endpoint.address.family === 'IPv6' ? `[${endpoint.address.address}]` : endpoint.address.address;
-      logger.info(`metrics on http://${shown}:${endpoint.address.port}/metrics`);
-      if (stopping) void endpoint.close();
-    }, (err: unknown) => {
-      // Metrics are optional: the plugin keeps serving Kong without them.
-      logger.error(`metrics endpoint not started on ${host}:${options.metricsPort}: ${err instanceof Error ? err.message : String(err)}`);
-    });
-  }
 }
 
 function main(): void {
@@ -126,13 +144,38 @@ function main(): void {
     fail(`plugins directory ${options.pluginsDirectory} does not exist`);
   }
   const logger = new RedactingLogger({ level: options.verbose > 0 ? 'debug' : 'info' });
+  const socketPath = join(options.kongPrefix, options.sockName);
+  const worker = parseWorkerEnv(process.env[WORKER_ENV]);
+  if (worker !== null && !options.dumpAllPlugins && options.dumpPluginInfo === undefined) {
+    // A worker of the front (front.ts): requests arrive on fd 3; the front handles signals' cleanup.
+    const host = new PluginServer({
+      pluginDir: options.pluginsDirectory, logger, idStride: worker.count, idSlot: worker.slot,
+      instanceTtlMs: 10 * INSTANCE_TTL_MS, internalRpc: true,
+    });
+    handleProcessEvents(logger, () => process.exit(0));
+    serveWorker(host, logger);
+    return;
+  }
+  if (options.workers > 1 && !options.dumpAllPlugins && options.dumpPluginInfo === undefined) {
+    const front = new Front({
+      socketPath, workers: options.workers, log: logger, metrics: options.metricsPort !== null,
+      workerArgs: [...process.execArgv, ...process.argv.slice(1)],
+    });
+    serve({ start: () => front.start(), close: () => front.close(), metrics: front.metricsRegistry() }, options, logger);
+    return;
+  }
   const server = new PluginServer({ pluginDir: options.pluginsDirectory, logger });
   if (options.dumpAllPlugins || options.dumpPluginInfo !== undefined) {
     dump(server, options, writeStdout).catch((err: unknown) => fail(err instanceof Error ? err.message : String(err)));
     return;
   }
   if (server.getPlugins().size === 0) logger.warn(`no plugin loaded from ${options.pluginsDirectory}`);
-  serve(server, options, logger);
+  const listener = new StreamingListener(server, socketPath, logger);
+  serve({
+    start: () => Promise.resolve(listener.serve()),
+    close: () => { server.close(); return listener.close(); },
+    metrics,
+  }, options, logger);
 }
 
 main();

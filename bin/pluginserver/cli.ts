@@ -27,6 +27,8 @@ export interface CliOptions {
   readonly metricsPort: number | null;
   /** Address the metrics endpoint binds to (`--metrics-host`, default 127.0.0.1). */
   readonly metricsHost: string;
+  /** Worker processes behind one socket (`--workers`, default 1: the single-process server). */
+  readonly workers: number;
 }
 
 export type CliParse =
@@ -50,12 +52,14 @@ Options:
   --metrics-port <port>          serve Prometheus metrics on GET /metrics at this port
                                  (default: env MTLS_POP_METRICS_PORT, else off)
   --metrics-host <address>       address of the metrics endpoint (default: 127.0.0.1)
+  --workers <n>                  worker processes behind the one socket, 1-64 (default: 1);
+                                 see docs/plugin-server.md
   -v, --verbose                  debug logging (repeatable); never logs RPC arguments
   --version                      print the version
   -h, --help                     this help
 `;
 
-type ValueFlag = 'pluginsDirectory' | 'kongPrefix' | 'sockName' | 'dumpPluginInfo' | 'metricsPort' | 'metricsHost';
+type ValueFlag = 'pluginsDirectory' | 'kongPrefix' | 'sockName' | 'dumpPluginInfo' | 'metricsPort' | 'metricsHost' | 'workers';
 
 const VALUE_FLAGS: Readonly<Record<string, ValueFlag>> = {
   '-d': 'pluginsDirectory', '--plugins-directory': 'pluginsDirectory', '-plugins-directory': 'pluginsDirectory',
@@ -63,7 +67,11 @@ const VALUE_FLAGS: Readonly<Record<string, ValueFlag>> = {
   '--sock-name': 'sockName',
   '--dump-plugin-info': 'dumpPluginInfo', '-dump-plugin-info': 'dumpPluginInfo',
   '--metrics-port': 'metricsPort', '--metrics-host': 'metricsHost',
+  '--workers': 'workers',
 };
+
+/** Most workers `--workers` accepts. */
+export const MAX_WORKERS = 64;
 
 /** Environment fallback of `--metrics-port`. */
 export const METRICS_PORT_ENV = 'MTLS_POP_METRICS_PORT';
@@ -124,6 +132,13 @@ export function parseCli(
       return { kind: 'error', message: `${source}: '${portText.slice(0, 20)}' is not a port number (0-65535)` };
     }
   }
+  let workers = 1;
+  if (values.workers !== undefined) {
+    workers = /^[0-9]{1,2}$/.test(values.workers) ? Number(values.workers) : 0;
+    if (workers < 1 || workers > MAX_WORKERS) {
+      return { kind: 'error', message: `option '--workers': '${values.workers.slice(0, 20)}' is not a number from 1 to ${MAX_WORKERS}` };
+    }
+  }
   return {
     kind: 'run',
     options: {
@@ -135,6 +150,7 @@ export function parseCli(
       verbose,
       metricsPort,
       metricsHost: values.metricsHost ?? '127.0.0.1',
+      workers,
     },
   };
 }

@@ -1,11 +1,10 @@
 /**
- * Typed handles on kong-pdk 0.6.0's own plugin server pieces (`server.js`, `listener.js`).
+ * Typed handles on the kong-pdk 0.6.0 pieces the plugin server still uses (`lib/mod.js`).
  *
  * kong-pdk ships no type declarations for them, so this module states the parts the launcher
- * relies on and loads the real classes with `require`. The launcher subclasses them; it never
- * re-implements the protocol.
+ * relies on and loads them with `require`. The launcher uses kong-pdk's plugin module loader
+ * (`lib/mod.js`); the socket, the codec and the event machinery are its own (docs/plugin-server.md).
  */
-import type { Server as NetServer } from 'node:net';
 import { dirname } from 'node:path';
 
 /**
@@ -79,62 +78,8 @@ export interface StockPluginModule {
   readonly path: string;
 }
 
-/** kong-pdk `server.js` Server: state and the methods the launcher overrides or calls. */
-export interface StockServer {
-  pluginDir: string | undefined;
-  logger: PluginServerLogger;
-  plugins: Map<string, StockPluginModule>;
-  instances: Map<number, unknown>;
-  events: Map<number, unknown>;
-  instanceID: number;
-  eventID: number;
-  loadPlugins(): void;
-  close(): void;
-  getPlugins(): Map<string, StockPluginModule>;
-  getLogger(): PluginServerLogger;
-  GetPluginInfo(name: string): Promise<PluginInfo>;
-  GetStatus(): Promise<Record<string, unknown>>;
-  StartInstance(config: { readonly Name: string; readonly Config: string }): Promise<InstanceStatus>;
-  CloseInstance(instanceId: number): Promise<unknown>;
-  HandleEvent(event: HandleEventArgs): Promise<StepReply>;
-  step(data: StepArgs, isError: boolean): Promise<StepReply>;
-}
-
-export type StockServerConstructor = new (
-  pluginDir: string | undefined, logger: PluginServerLogger, expireTtl?: number) => StockServer;
-
-/** kong-pdk `listener.js` Listener. */
-export interface StockListener {
-  ps: StockServer;
-  prefix: string;
-  logger: PluginServerLogger;
-  serve(): NetServer;
-}
-
-export type StockListenerConstructor = new (pluginServer: StockServer, socketPath: string) => StockListener;
-
-export const StockServerClass = require('kong-pdk/server') as StockServerConstructor;
-
-/**
- * The MessagePack library kong-pdk itself uses (its own dependency, resolved from kong-pdk's
- * directory), so the launcher needs no runtime dependency of its own for it.
- */
-export const msgpack = require(require.resolve('@msgpack/msgpack', { paths: [dirname(require.resolve('kong-pdk/package.json'))] })) as typeof import('@msgpack/msgpack');
-export const StockListenerClass = require('kong-pdk/listener') as StockListenerConstructor;
-
-/** PDK methods that end the request: kong-pdk `pdk.js` NON_RETURN_METHODS. Kong sends no Step after them. */
-export const NON_RETURNING_METHODS: ReadonlySet<string> = new Set(['kong.response.exit', 'kong.response.error']);
+/** kong-pdk `lib/mod.js` Module: loads a plugin file and reads its Plugin, Schema, Version, Priority, phases. */
+export const Module = (require('kong-pdk/lib/mod') as { Module: new (name: string, path: string) => StockPluginModule }).Module;
 
 /** The marker kong-pdk answers when a handler has finished. */
 export const MSG_RET = 'ret';
-
-/**
- * The RPC methods Kong calls on a JS plugin server (Kong `kong/runloop/plugin_servers/rpc/mp_rpc.lua`
- * and `plugin.lua`), plus kong-pdk's status calls. Anything else on the Server object (`step`,
- * `close`, `loadPlugins`, `SetPluginDir`, ...) is not reachable from the socket.
- */
-export const RPC_METHODS: ReadonlySet<string> = new Set([
-  'GetStatus', 'GetPluginInfo', 'StartInstance', 'InstanceStatus', 'CloseInstance', 'HandleEvent',
-  'Step', 'StepError', 'StepMultiMap', 'StepService', 'StepConsumer', 'StepRoute', 'StepPlugin',
-  'StepCredential', 'StepMemoryStats',
-]);

@@ -1,25 +1,26 @@
 /**
- * kong-pdk's socket listener with a streaming MessagePack reader.
+ * The plugin server's socket (ours; kong-pdk's `listener.js` is no longer used).
  *
  * Wire format unchanged (kong-pdk `listener.js`, Kong `rpc/mp_rpc.lua`): bare MessagePack values
  * on a Unix stream socket, request `[0, msgid, "plugin.Method", [args]]`, response
  * `[1, msgid, error|nil, result]`.
  *
  * The stock listener decodes each 'data' chunk as exactly one message: two messages in one chunk
- * throw inside the event handler and kill the process, and so does a malformed frame. Here each
- * connection's bytes are cut into whole values by their MessagePack headers (any number per
- * chunk, or one across chunks), decoded, and handled strictly in order, one at a time (Kong
- * keeps at most one request in flight per connection); a protocol error closes that connection
- * only. Debug lines name the method, id and
- * argument shapes, never argument values (they carry tokens and certificates).
+ * throw inside the event handler and kill the process, and so does a malformed frame. Here a
+ * chunk is decoded in place, value after value (codec.ts); a value cut by the chunk's end is
+ * buffered and completed by its MessagePack headers (FrameReader), so a large value in tiny
+ * chunks costs linear time. Requests of one connection are handled strictly in order, one at a
+ * time (Kong keeps at most one request in flight per connection); a protocol error closes that
+ * connection only. Debug lines name the method, id and argument shapes, never argument values
+ * (they carry tokens and certificates).
  */
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { unlinkSync } from 'node:fs';
-import type { Encoder } from '@msgpack/msgpack';
-import { StockListenerClass, RPC_METHODS, msgpack, type StockServer, type StepReply } from './kong-pdk.js';
+import { CodecError, Incomplete, decodeValue, decodedEnd, encodeResponse } from './codec.js';
+import { RPC_METHODS, type Replier } from './server.js';
 import { shapeOf, type RedactingLogger } from './logger.js';
 
-class ProtocolError extends Error {}
+class ProtocolError extends CodecError {}
 
 /** Largest request accepted; a peer announcing more is cut off (Kong's requests are a few KB). */
 const MAX_FRAME_BYTES = 64 * 1024 * 1024;
@@ -97,6 +98,11 @@ export class FrameReader {
   private scanPos = 0; // where the scan of the current value stopped
   private pending = 1; // items of the current value still to read
 
+  /** No partial value is buffered. */
+  get empty(): boolean {
+    return this.start === this.end;
+  }
+
   push(chunk: Buffer): Buffer[] {
     this.append(chunk);
     const frames: Buffer[] = [];
@@ -135,25 +141,6 @@ export class FrameReader {
   }
 }
 
-interface RpcRequest {
-  readonly msgid: number;
-  readonly method: string;
-  readonly args: readonly unknown[];
-}
-
-function parseRequest(message: unknown): RpcRequest | { readonly msgid: number; readonly error: string } {
-  if (!Array.isArray(message) || message.length !== 4 || message[0] !== 0) {
-    throw new ProtocolError(`expected a request [0, msgid, method, args], got ${shapeOf(message)}`);
-  }
-  const [, msgid, method, args] = message as [number, unknown, unknown, unknown];
-  if (typeof msgid !== 'number' || !Number.isInteger(msgid)) {
-    throw new ProtocolError(`request id must be an integer, got ${shapeOf(msgid)}`);
-  }
-  if (typeof method !== 'string') return { msgid, error: 'method name must be a string' };
-  if (!Array.isArray(args)) return { msgid, error: 'arguments must be an array' };
-  return { msgid, method, args };
-}
-
 function errorText(err: unknown): string {
   if (typeof err === 'string') return err;
   if (err instanceof Error) return err.message;
@@ -162,7 +149,7 @@ function errorText(err: unknown): string {
 
 function describeReply(result: unknown): string {
   if (typeof result === 'object' && result !== null && 'Data' in result) {
-    const data = (result as StepReply).Data;
+    const data = (result as { Data: unknown }).Data;
     if (typeof data === 'string') return `Data: ${data === 'ret' ? '"ret"' : shapeOf(data)}`;
     if (typeof data === 'object' && data !== null && 'Method' in data) {
       const method = (data as { Method: unknown }).Method;
@@ -172,23 +159,170 @@ function describeReply(result: unknown): string {
   return shapeOf(result);
 }
 
-export class StreamingListener extends StockListenerClass {
-  private server: NetServer | undefined;
-  private readonly connections = new Set<Socket>();
-  private readonly log: RedactingLogger;
+/** Where a connection's requests go: the plugin host in this process, or the multi-worker front. */
+export interface RpcTarget {
+  call(method: string, args: readonly unknown[], replier: Replier): void;
+}
 
-  constructor(pluginServer: StockServer, socketPath: string, logger: RedactingLogger) {
-    super(pluginServer, socketPath);
-    this.log = logger;
+/** Where a connection's answers go: a Kong socket, or a worker's pipe to the front (worker.ts). */
+export interface Sink {
+  readonly destroyed: boolean;
+  write(frame: Buffer): void;
+  destroy(): void;
+}
+
+/** One Kong connection: its byte stream, its queue of requests and the one being answered. */
+export class Connection implements Replier {
+  private readonly reader = new FrameReader();
+  private readonly queue: unknown[] = [];
+  /** Byte size of each queued request (for debug lines). */
+  private readonly sizes: number[] = [];
+  private busy = false;
+  private draining = false;
+  private msgid = 0;
+  private method = '';
+  private started = 0n;
+
+  constructor(
+    private readonly socket: Sink, private readonly target: RpcTarget, private readonly log: RedactingLogger,
+    private readonly debug: boolean, private readonly methods: ReadonlySet<string> = RPC_METHODS,
+  ) {}
+
+  onData(chunk: Buffer): void {
+    try {
+      if (this.reader.empty) {
+        // Kong writes one request per call: decode it from the chunk itself.
+        let at = 0;
+        while (at < chunk.length) {
+          let message: unknown;
+          try {
+            message = decodeValue(chunk, at, chunk.length);
+          } catch (err) {
+            if (!(err instanceof Incomplete)) throw err;
+            this.reader.push(chunk.subarray(at));
+            break;
+          }
+          this.sizes.push(decodedEnd - at);
+          at = decodedEnd;
+          this.queue.push(message);
+        }
+      } else {
+        for (const frame of this.reader.push(chunk)) {
+          this.queue.push(decodeValue(frame, 0, frame.length));
+          this.sizes.push(frame.length);
+        }
+      }
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
+    this.drain();
   }
 
-  override serve(): NetServer {
+  onClose(): void {
+    this.queue.length = 0;
+    this.sizes.length = 0;
+  }
+
+  private fail(err: unknown): void {
+    if (this.socket.destroyed) return;
+    this.log.warn(`closing connection after protocol error: ${errorText(err)}`);
+    this.socket.destroy();
+  }
+
+  private drain(): void {
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      while (!this.busy && this.queue.length > 0 && !this.socket.destroyed) {
+        this.busy = true;
+        this.dispatch(this.queue.shift(), this.sizes.shift() ?? 0);
+      }
+    } catch (err) {
+      this.fail(err);
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private dispatch(message: unknown, bytes: number): void {
+    if (!Array.isArray(message) || message.length !== 4 || message[0] !== 0) {
+      throw new ProtocolError(`expected a request [0, msgid, method, args], got ${shapeOf(message)}`);
+    }
+    const msgid: unknown = message[1];
+    if (typeof msgid !== 'number' || !Number.isInteger(msgid)) {
+      throw new ProtocolError(`request id must be an integer, got ${shapeOf(msgid)}`);
+    }
+    this.msgid = msgid;
+    const method: unknown = message[2];
+    const args: unknown = message[3];
+    if (typeof method !== 'string') return this.reject('method name must be a string');
+    if (!Array.isArray(args)) return this.reject('arguments must be an array');
+    const dot = method.indexOf('.');
+    const ns = dot < 0 ? method : method.slice(0, dot);
+    if (ns !== 'plugin') return this.reject(`RPC for ${ns} is not supported`);
+    const cmd = method.slice(dot + 1);
+    if (!this.methods.has(cmd)) {
+      this.log.error(`rpc: #${msgid} method ${cmd} not implemented`);
+      return this.reject(`method ${cmd} not implemented`);
+    }
+    if (this.debug) {
+      this.method = method;
+      this.started = process.hrtime.bigint();
+      this.log.debug(`rpc: #${msgid} method: ${method} (${bytes} bytes) args: ${shapeOf(args)}`);
+    }
+    this.target.call(cmd, args, this);
+  }
+
+  private reject(error: string): void {
+    this.log.warn(`rpc: #${this.msgid} rejected: ${error}`);
+    this.answer(error, undefined);
+  }
+
+  /** Writes `[1, msgid, error, result]` for the request being handled, then handles the next. */
+  answer(error: string | undefined, result: unknown): void {
+    if (!this.busy) return; // answered already (a bug elsewhere must not answer twice)
+    const msgid = this.msgid;
+    if (!this.socket.destroyed) {
+      let frame: Buffer;
+      try {
+        frame = encodeResponse(msgid, error, result);
+      } catch (err) {
+        this.log.error(`rpc: #${msgid} could not encode the response: ${errorText(err)}`);
+        frame = encodeResponse(msgid, 'plugin server could not encode the response', undefined);
+      }
+      this.socket.write(frame);
+      if (this.debug) {
+        const micros = Number(process.hrtime.bigint() - this.started) / 1000;
+        if (error !== undefined) this.log.debug(`rpc: #${msgid} ${this.method} failed: ${error}`);
+        this.log.debug(`rpc: #${msgid} ${this.method} answered in ${micros.toFixed(0)} us, ${frame.length} bytes, ${error === undefined ? describeReply(result) : 'error'}`);
+      }
+    }
+    this.busy = false;
+    this.drain();
+  }
+}
+
+export class StreamingListener {
+  private server: NetServer | undefined;
+  private readonly connections = new Set<Socket>();
+
+  constructor(private readonly target: RpcTarget, readonly prefix: string, private readonly log: RedactingLogger) {}
+
+  serve(): NetServer {
     try {
       unlinkSync(this.prefix);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
-    const server = createServer((conn) => this.serveConnection(conn));
+    const debug = this.log.isEnabled('debug');
+    const server = createServer((socket) => {
+      this.connections.add(socket);
+      const conn = new Connection(socket as Sink, this.target, this.log, debug);
+      socket.on('data', (chunk: Buffer) => conn.onData(chunk));
+      socket.on('error', (err: NodeJS.ErrnoException) => { this.log.debug(`connection error: ${err.code ?? err.message}`); });
+      socket.on('close', () => { this.connections.delete(socket); conn.onClose(); });
+    });
     server.on('error', (err) => { this.log.error(`listener error: ${errorText(err)}`); });
     server.listen(this.prefix);
     this.log.info('server started at', this.prefix);
@@ -207,97 +341,5 @@ export class StreamingListener extends StockListenerClass {
     } catch {
       // already gone
     }
-  }
-
-  private serveConnection(conn: Socket): void {
-    this.connections.add(conn);
-    const reader = new FrameReader();
-    const decoder = new msgpack.Decoder();
-    const encoder = new msgpack.Encoder();
-    const queue: Array<{ message: unknown; bytes: number }> = [];
-    let busy = false;
-    const fail = (err: unknown): void => {
-      if (conn.destroyed) return;
-      this.log.warn(`closing connection after protocol error: ${errorText(err)}`);
-      conn.destroy();
-    };
-    const drain = async (): Promise<void> => {
-      busy = true;
-      try {
-        for (let next = queue.shift(); next !== undefined && !conn.destroyed; next = queue.shift()) {
-          await this.dispatch(conn, encoder, next.message, next.bytes);
-        }
-      } catch (err) {
-        fail(err);
-      } finally {
-        busy = false;
-      }
-    };
-    conn.on('data', (chunk: Buffer) => {
-      try {
-        for (const frame of reader.push(chunk)) queue.push({ message: decoder.decode(frame), bytes: frame.length });
-      } catch (err) {
-        fail(err);
-        return;
-      }
-      if (!busy && queue.length > 0) void drain();
-    });
-    conn.on('error', (err: NodeJS.ErrnoException) => { this.log.debug(`connection error: ${err.code ?? err.message}`); });
-    conn.on('close', () => { this.connections.delete(conn); queue.length = 0; });
-  }
-
-  private async dispatch(conn: Socket, encoder: Encoder, message: unknown, bytes: number): Promise<void> {
-    const request = parseRequest(message);
-    if ('error' in request) {
-      this.log.warn(`rpc: #${request.msgid} rejected: ${request.error}`);
-      this.reply(conn, encoder, request.msgid, request.error, undefined);
-      return;
-    }
-    const { msgid, method, args } = request;
-    const dot = method.indexOf('.');
-    const ns = dot < 0 ? method : method.slice(0, dot);
-    const cmd = dot < 0 ? '' : method.slice(dot + 1);
-    if (ns !== 'plugin') {
-      this.reply(conn, encoder, msgid, `RPC for ${ns} is not supported`, undefined);
-      return;
-    }
-    const debug = this.log.isEnabled('debug');
-    if (debug) this.log.debug(`rpc: #${msgid} method: ${method} (${bytes} bytes) args: ${shapeOf(args)}`);
-    const target = this.ps as unknown as Record<string, unknown>;
-    const fn = target[cmd];
-    if (!RPC_METHODS.has(cmd) || typeof fn !== 'function') {
-      const err = `method ${cmd} not implemented`;
-      this.log.error(`rpc: #${msgid} ${err}`);
-      this.reply(conn, encoder, msgid, err, undefined);
-      return;
-    }
-    const started = debug ? process.hrtime.bigint() : 0n;
-    let result: unknown;
-    try {
-      result = await (fn as (...a: unknown[]) => unknown).apply(this.ps, [...args]);
-    } catch (err) {
-      this.log.warn(`rpc: #${msgid} ${method} failed: ${errorText(err)}`);
-      this.reply(conn, encoder, msgid, errorText(err), undefined);
-      return;
-    }
-    const sent = this.reply(conn, encoder, msgid, undefined, result);
-    if (debug) {
-      const micros = Number(process.hrtime.bigint() - started) / 1000;
-      this.log.debug(`rpc: #${msgid} ${method} answered in ${micros.toFixed(0)} us, ${sent} bytes, ${describeReply(result)}`);
-    }
-  }
-
-  /** Writes `[1, msgid, error, result]`; returns the frame size. */
-  private reply(conn: Socket, encoder: Encoder, msgid: number, error: string | undefined, result: unknown): number {
-    if (conn.destroyed) return 0;
-    let frame: Uint8Array;
-    try {
-      frame = encoder.encode([1, msgid, error, result]);
-    } catch (err) {
-      this.log.error(`rpc: #${msgid} could not encode the response: ${errorText(err)}`);
-      frame = encoder.encode([1, msgid, 'plugin server could not encode the response', undefined]);
-    }
-    conn.write(frame);
-    return frame.byteLength;
   }
 }

@@ -6,7 +6,14 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { metrics, type MetricsRegistry } from '../../kong/metrics.js';
+import { metrics } from '../../kong/metrics.js';
+
+/** What the endpoint serves: this process's registry, or the front's sum of its workers' (front.ts). */
+export interface MetricsSource {
+  readonly contentType: string;
+  collectProcessMetrics(): void;
+  render(): Promise<string>;
+}
 
 export interface MetricsEndpoint {
   readonly server: Server;
@@ -15,7 +22,7 @@ export interface MetricsEndpoint {
   close(): Promise<void>;
 }
 
-export function startMetricsServer(host: string, port: number, registry: MetricsRegistry = metrics): Promise<MetricsEndpoint> {
+export function startMetricsServer(host: string, port: number, registry: MetricsSource = metrics): Promise<MetricsEndpoint> {
   registry.collectProcessMetrics();
   const server = createServer((req, res) => {
     const path = (req.url ?? '').split('?')[0];

@@ -1,29 +1,50 @@
 /**
  * Section 2, through the REAL plugin server (our launcher, `bin/mtls-pop-pluginserver`) driven by
  * the Kong emulator's `handleEvent` (HandleEvent + Steps over the Unix socket, no HTTP), 16
- * connections, 16 events in flight. Three plugin servers run side by side, one plugin each (Kong
+ * connections, 16 events in flight. Plugin servers run side by side, one plugin each (Kong
  * 3.9 registers one plugin per server):
  * - mtls-pop (dist/plugins) with the benchmark config;
  * - bench-same-calls: the same PDK calls, no verification (our overhead = ours / it);
- * - bench-floor: get_headers only (the plugin server's own floor).
+ * - the stock `kong-js-pluginserver` (kong-pdk 0.6.0) running bench-same-calls: the baseline of
+ *   issue 14 goal 1 (plugin-server CPU per event of ours / it);
+ * - bench-floor: get_headers only (the plugin server's own floor);
+ * - mtls-pop on `--workers 2` (front + 2 workers; CPU summed over the three processes, and the
+ *   front's own share per message).
  * Rounds are interleaved round-robin; each contender's server idles while another is driven.
+ * CPU is utime + stime from /proc of the server's processes, read around each batch.
  */
 import { join } from 'node:path';
-import { KongEmulator, launcherCommand, type InstanceHandle } from '../harness/kong-emulator.js';
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { KongEmulator, launcherCommand, stockServerCommand, type InstanceHandle } from '../harness/kong-emulator.js';
 import type { EmulatedRequestInit } from '../harness/pdk.js';
 import { check, fmt, interleave, processCpuMs, type BenchScale, type Contender, type Figure, type Log } from './common.js';
 import { CERT_HEADER, benchConfigInput, boundToken, haproxyHeader, type BenchInputs } from './inputs.js';
 
+/** a / b, 0 when b is 0 (smoke scale can measure no CPU tick at all). */
+const ratio = (a: number, b: number): number => (b > 0 ? a / b : 0);
+
 const SECTION = 'plugin server';
 export const CONNECTIONS = 16;
+/** Workers of the multi-worker contender. */
+export const WORKERS = 2;
 export const PLUGINS_DIR = join(__dirname, '..', '..', 'plugins');
 export const SAME_CALLS_DIR = join(__dirname, '..', 'fixtures', 'plugins', 'bench-same-calls');
 export const FLOOR_DIR = join(__dirname, '..', 'fixtures', 'plugins', 'bench-floor');
 
+/** Child processes of `pid` (the workers of a multi-worker server), from /proc. */
+export function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter((p) => p !== '').map(Number);
+  } catch {
+    return [];
+  }
+}
+
 /** An emulator with our plugin on route `r`, behind trusted_ips 127.0.0.1, no HTTP gateway. */
-export async function startOurs(inputs: BenchInputs): Promise<KongEmulator> {
+export async function startOurs(inputs: BenchInputs, extraArgs: readonly string[] = []): Promise<KongEmulator> {
   return KongEmulator.start({
-    pluginServer: launcherCommand(PLUGINS_DIR),
+    pluginServer: launcherCommand(PLUGINS_DIR, extraArgs),
     gateway: false,
     poolSize: CONNECTIONS,
     config: {
@@ -85,6 +106,17 @@ export async function runPluginServer(inputs: BenchInputs, scale: BenchScale, lo
       },
     });
     emulators.push(same);
+    const sameCallsConfig = {
+      routes: [
+        { name: 'allow', paths: ['/'], plugins: [{ name: 'bench-same-calls', config: { outcome: 'allow' } }] },
+        { name: 'reject', paths: ['/reject'], plugins: [{ name: 'bench-same-calls', config: { outcome: 'reject' } }] },
+      ],
+      trusted_ips: ['127.0.0.1'],
+    };
+    const stock = await KongEmulator.start({ pluginServer: stockServerCommand(SAME_CALLS_DIR), gateway: false, poolSize: CONNECTIONS, config: sameCallsConfig });
+    emulators.push(stock);
+    const multi = await startOurs(inputs, ['--workers', String(WORKERS)]);
+    emulators.push(multi);
     const floor = await KongEmulator.start({
       pluginServer: launcherCommand(FLOOR_DIR),
       gateway: false,
@@ -97,12 +129,21 @@ export async function runPluginServer(inputs: BenchInputs, scale: BenchScale, lo
     const sameAllow = await same.instance('allow');
     const sameReject = await same.instance('reject');
     const floorHandle = await floor.instance('r');
+    const stockAllow = await stock.instance('allow');
+    const stockReject = await stock.instance('reject');
+    const multiHandle = await multi.instance('r');
 
     // First requests fill the caches (JWKS, chain verdict, is_trusted); then count round trips.
     await event(ours, oursHandle, requests.happy, 'allow');
     await event(ours, oursHandle, requests.mismatch, 'reject');
     await event(same, sameAllow, requests.happy, 'allow');
     await event(same, sameReject, requests.mismatch, 'reject');
+    await event(stock, stockAllow, requests.happy, 'allow');
+    await event(stock, stockReject, requests.mismatch, 'reject');
+    for (let i = 0; i < 2 * WORKERS; i++) {
+      await event(multi, multiHandle, requests.happy, 'allow');
+      await event(multi, multiHandle, requests.mismatch, 'reject');
+    }
     const oursHappy = await event(ours, oursHandle, requests.happy, 'allow');
     const oursReject = await event(ours, oursHandle, requests.mismatch, 'reject');
     const sameHappy = await event(same, sameAllow, requests.happy, 'allow');
@@ -125,11 +166,35 @@ export async function runPluginServer(inputs: BenchInputs, scale: BenchScale, lo
       if (pid === undefined) throw new Error('plugin server not running');
       return () => processCpuMs(pid);
     };
+    const multiPid = multi.pluginServer.pid;
+    if (multiPid === undefined) throw new Error('plugin server not running');
+    const workerPids = childPids(multiPid);
+    check(workerPids.length === WORKERS, `expected ${WORKERS} worker processes, found ${workerPids.length}`);
+    // CPU of the front and its workers, summed; the front's share is kept apart (every batch,
+    // warm-up included) to give the routing cost per message.
+    const share = { front: 0, total: 0, lastFront: 0, lastTotal: 0, calls: 0 };
+    const multiCpu = (): number => {
+      const front = processCpuMs(multiPid);
+      const total = workerPids.reduce((sum, pid) => sum + processCpuMs(pid), front);
+      if (share.calls++ % 2 === 1) {
+        share.front += front - share.lastFront;
+        share.total += total - share.lastTotal;
+      }
+      share.lastFront = front;
+      share.lastTotal = total;
+      return total;
+    };
     const contenders: Contender[] = [
       { name: 'ours-happy', concurrency: CONNECTIONS, cpuMs: cpuOf(ours), op: () => event(ours, oursHandle, requests.happy, 'allow') },
       { name: 'same-happy', concurrency: CONNECTIONS, cpuMs: cpuOf(same), op: () => event(same, sameAllow, requests.happy, 'allow') },
+      { name: 'stock-happy', concurrency: CONNECTIONS, cpuMs: cpuOf(stock), op: () => event(stock, stockAllow, requests.happy, 'allow') },
       { name: 'ours-reject', concurrency: CONNECTIONS, cpuMs: cpuOf(ours), op: () => event(ours, oursHandle, requests.mismatch, 'reject') },
       { name: 'same-reject', concurrency: CONNECTIONS, cpuMs: cpuOf(same), op: () => event(same, sameReject, requests.mismatch, 'reject') },
+      { name: 'stock-reject', concurrency: CONNECTIONS, cpuMs: cpuOf(stock), op: () => event(stock, stockReject, requests.mismatch, 'reject') },
+      {
+        name: 'multi-happy', concurrency: CONNECTIONS,
+        cpuMs: multiCpu, op: () => event(multi, multiHandle, requests.happy, 'allow'),
+      },
       {
         name: 'floor', concurrency: CONNECTIONS, cpuMs: cpuOf(floor),
         op: async () => { const r = await floor.handleEvent(floorHandle, requests.happy); if (r.report.outcome !== 'ret') throw new Error(r.report.outcome); },
@@ -144,9 +209,12 @@ export async function runPluginServer(inputs: BenchInputs, scale: BenchScale, lo
     const rows: Array<[string, string]> = [
       ['ours-happy', 'mtls-pop, happy path'],
       ['same-happy', 'same-calls baseline, happy path'],
+      ['stock-happy', 'stock kong-js-pluginserver, same calls, happy path'],
       ['ours-reject', 'mtls-pop, rejection (401 mismatch)'],
       ['same-reject', 'same-calls baseline, rejection'],
+      ['stock-reject', 'stock kong-js-pluginserver, same calls, rejection'],
       ['floor', 'floor (get_headers only)'],
+      ['multi-happy', `mtls-pop on --workers ${WORKERS}, happy path (front + workers)`],
     ];
     for (const [key, label] of rows) {
       const summary = s(key);
@@ -172,7 +240,31 @@ export async function runPluginServer(inputs: BenchInputs, scale: BenchScale, lo
       target: { op: '>=', limit: 0.8 }, note: `median-round ratio ${fmt(s('ours-reject').medianRoundOpsPerS / s('same-reject').medianRoundOpsPerS, 2)}`,
     });
     figures.push({ section: SECTION, name: 'happy path: ours/floor events/s (info)', value: s('ours-happy').opsPerS / s('floor').opsPerS, unit: 'x' });
+    // Issue 14 goal 1: plugin-server CPU per event against the stock server making the same calls.
+    figures.push({
+      section: SECTION, name: 'happy path: ours/stock plugin-server CPU per event', value: ratio(s('ours-happy').cpuUsPerOp, s('stock-happy').cpuUsPerOp), unit: 'x',
+      target: { op: '<=', limit: 0.5 }, note: `same-calls plugin on our server / stock: ${fmt(ratio(s('same-happy').cpuUsPerOp, s('stock-happy').cpuUsPerOp), 2)}`,
+    });
+    figures.push({
+      section: SECTION, name: 'rejection: ours/stock plugin-server CPU per event', value: ratio(s('ours-reject').cpuUsPerOp, s('stock-reject').cpuUsPerOp), unit: 'x',
+      target: { op: '<=', limit: 0.5 }, note: `same-calls plugin on our server / stock: ${fmt(ratio(s('same-reject').cpuUsPerOp, s('stock-reject').cpuUsPerOp), 2)}`,
+    });
+    // Issue 14 goal 2: the front's routing cost, and 2 workers against 1 on this machine.
+    const frontFraction = ratio(share.front, share.total);
+    const multiSummary = s('multi-happy');
+    figures.push({
+      section: SECTION, name: `--workers ${WORKERS}: front CPU per message (routing cost)`, value: (frontFraction * multiSummary.cpuUsPerOp) / oursHappy.roundTrips, unit: 'us',
+      note: `front ${fmt(frontFraction * multiSummary.cpuUsPerOp, 0)} us per event of ${oursHappy.roundTrips} messages; workers ${fmt((1 - frontFraction) * multiSummary.cpuUsPerOp, 0)} us per event`,
+    });
+    figures.push({
+      section: SECTION, name: `--workers ${WORKERS}/1: total plugin-server CPU per event`, value: ratio(multiSummary.cpuUsPerOp, s('ours-happy').cpuUsPerOp), unit: 'x',
+    });
+    figures.push({
+      section: SECTION, name: `--workers ${WORKERS}/1: events/s on ${cpus().length} cores`, value: multiSummary.opsPerS / s('ours-happy').opsPerS, unit: 'x',
+      note: `median-round ratio ${fmt(multiSummary.medianRoundOpsPerS / s('ours-happy').medianRoundOpsPerS, 2)}`,
+    });
     check(ours.stats.failOpen === 0 && ours.stats.luaErrors === 0, `ours: ${ours.stats.failOpen} fail-open, ${ours.stats.luaErrors} Lua errors`);
+    check(multiSummary.count > 0 && emulators.every((e) => e.stats.failOpen === 0 && e.stats.luaErrors === 0), 'a contender failed open or with a Lua error');
   } finally {
     for (const emu of emulators) await emu.close();
   }

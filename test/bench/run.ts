@@ -3,13 +3,13 @@
  *
  *   npm run bench                                   full run (a few minutes)
  *   node dist/test/bench/run.js --smoke             tiny iteration counts (seconds), as CI's smoke test
- *   node dist/test/bench/run.js --only core,jwks    some sections (core, plugin, memory, jwks, revocation, worst)
+ *   node dist/test/bench/run.js --only core,jwks    some sections (core, plugin, memory, jwks, revocation, worst, codec)
  *   node dist/test/bench/run.js --strict            exit 1 when a target is missed
  *
  * Sections: 1 core in process (ours vs the jose floor vs the auth0 peer), 2 through the real
  * plugin server (ours vs the same-calls baseline vs the server's floor), 3 plugin-server memory,
  * 4 JWKS rotation, 5 revocation (cold CRL check vs cache hit), 6 worst case (the dearest hostile
- * request vs a normal one, CPU time). Ratios are measured side by side in one run, contenders interleaved.
+ * request vs a normal one, CPU time), 7 the plugin server's MessagePack codec. Ratios are measured side by side in one run, contenders interleaved.
  */
 import { cpus, loadavg } from 'node:os';
 import { FULL_SCALE, SMOKE_SCALE, fmt, meets, type BenchScale, type Figure, type Log } from './common.js';
@@ -20,6 +20,7 @@ import { runMemory } from './memory.js';
 import { runJwksRotation } from './jwks-rotation.js';
 import { runRevocation } from './revocation.js';
 import { runWorstCase } from './worst-case.js';
+import { runCodec } from './codec.js';
 
 export const SECTIONS = {
   core: runCore,
@@ -28,6 +29,7 @@ export const SECTIONS = {
   jwks: runJwksRotation,
   revocation: runRevocation,
   worst: runWorstCase,
+  codec: runCodec,
 } as const satisfies Record<string, (inputs: BenchInputs, scale: BenchScale, log: Log) => Promise<Figure[]>>;
 
 export type SectionName = keyof typeof SECTIONS;
