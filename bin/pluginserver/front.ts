@@ -161,7 +161,7 @@ export class Front {
         inflight: new Set(), own: new Map(), metricsWaiters: new Map(),
       });
     }
-    this.sweepTimer = setInterval(() => this.sweepInstances(), Math.max(1000, this.instanceTtlMs / 4));
+    this.sweepTimer = setInterval(() => this.sweepInstances(), Math.min(1000, this.instanceTtlMs / 4));
     this.sweepTimer.unref();
   }
 

@@ -15,7 +15,7 @@
  *   (the multi-worker front, front.ts), are congruent to `idSlot` modulo the stride, so the id
  *   names the worker that owns it;
  * - instances unused for 60 s are dropped as kong-pdk does (Kong restarts them on "no plugin
- *   instance"): checked when an event arrives, and swept every 15 s instead of every 60 ms.
+ *   instance"): checked when an event arrives, and swept every second instead of every 60 ms.
  * Plugin discovery is tolerant: entries kong-pdk would crash on or misread (a sub-directory
  * without an index, `x.d.ts`, source maps) are skipped with a warning, and so are `.ts` sources.
  */
@@ -163,7 +163,9 @@ export class PluginServer {
     this.eventTimer.unref();
     this.instanceTtlMs = options.instanceTtlMs ?? INSTANCE_TTL_MS;
     this.internalRpc = options.internalRpc ?? false;
-    this.instanceTimer = setInterval(() => this.sweepInstances(), this.instanceTtlMs / 4);
+    // Every second (kong-pdk: every 60 ms): instances Kong forgot (an entity replaced, a "no plugin
+    // instance" reset in another worker) get no more events, so only the sweep reclaims them.
+    this.instanceTimer = setInterval(() => this.sweepInstances(), Math.min(1000, this.instanceTtlMs / 4));
     this.instanceTimer.unref();
     this.loadPlugins();
   }
