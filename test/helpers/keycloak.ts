@@ -25,11 +25,12 @@ import {
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { homedir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { basename, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { findExecutable, freePort, startHaproxy, type RunningTerminator } from './terminators.js';
 import { haproxyConfig } from './stack.js';
 import { KongEmulator, launcherCommand, startEchoUpstream, type EchoUpstream } from '../harness/kong-emulator.js';
+import { repoRoot } from './repo-root.js';
 
 /** The pinned Keycloak: `.ci/run` installs this version, docker-compose.yml's image tag names it. */
 export const KEYCLOAK_VERSION = '26.7.3';
@@ -51,17 +52,6 @@ export function deckBinary(): string {
   return process.env.MTLS_POP_DECK ?? join(toolsDir(), `deck-${DECK_VERSION}`, 'deck');
 }
 
-/** The repository root: the nearest ancestor of this file with this project's package.json. */
-export function repoRoot(): string {
-  let dir = __dirname;
-  for (;;) {
-    const pkg = join(dir, 'package.json');
-    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'kong-plugin-mtls-pop') return dir;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('repository root not found');
-    dir = parent;
-  }
-}
 
 /** What is missing to run Keycloak here (one line), or null. */
 export function keycloakMissing(): string | null {

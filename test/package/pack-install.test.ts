@@ -19,24 +19,14 @@ import {
 } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { join, relative } from 'node:path';
 import { KongEmulator, startEchoUpstream, type EchoUpstream } from '../harness/kong-emulator.js';
 import { httpRequest } from '../harness/http.js';
 import { issue, makeTestPki, type TestPki, type Issued } from '../helpers/pki.js';
 import { startJwksServer, type JwksServer } from '../helpers/jwks-server.js';
 import { strictPemConfig } from '../helpers/seed.js';
+import { repoRoot } from '../helpers/repo-root.js';
 
-/** The repository root: the nearest ancestor of this file with this project's package.json. */
-function findRoot(): string {
-  let dir = __dirname;
-  for (;;) {
-    const pkg = join(dir, 'package.json');
-    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'kong-plugin-mtls-pop') return dir;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('repository root not found');
-    dir = parent;
-  }
-}
 
 interface PackageJson {
   readonly name: string;
@@ -48,7 +38,7 @@ interface PackageJson {
   readonly devDependencies: Record<string, string>;
 }
 
-const ROOT = findRoot();
+const ROOT = repoRoot();
 const PKG = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as PackageJson;
 /** What a fresh clone has that the build reads (tests, docs and the Docker kit are not built into the package). */
 const CHECKOUT_ENTRIES = ['package.json', 'package-lock.json', 'tsconfig.json', 'README.md', 'src', 'kong', 'plugins', 'bin'];

@@ -15,7 +15,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import { assertPresent, deckBinary, deckMissing, generateComposeCerts, repoRoot, skipUnlessPresent } from '../helpers/keycloak.js';
+import { assertPresent, deckBinary, deckMissing, generateComposeCerts, skipUnlessPresent } from '../helpers/keycloak.js';
+import { repoRoot } from '../helpers/repo-root.js';
 import { KongEmulator, launcherCommand } from '../harness/kong-emulator.js';
 
 const missing = deckMissing();

@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, posix } from 'node:path';
+import { join, posix } from 'node:path';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import Ajv from 'ajv';
 import { parseConfig } from '../../src/config.js';
@@ -24,6 +24,7 @@ import { Name as PLUGIN_NAME, VERIFIED_FLAG } from '../../plugins/mtls-pop.js';
 import { seedConfig } from '../helpers/seed.js';
 import { issue } from '../helpers/pki.js';
 import { findExecutable } from '../helpers/terminators.js';
+import { repoRoot } from '../helpers/repo-root.js';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type JsonObject = { [key: string]: Json };
@@ -42,18 +43,8 @@ function str(value: unknown, what: string): string {
   return value as string;
 }
 
-function findRoot(): string {
-  let dir = __dirname;
-  for (;;) {
-    const pkg = join(dir, 'package.json');
-    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'kong-plugin-mtls-pop') return dir;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('repository root not found');
-    dir = parent;
-  }
-}
 
-const ROOT = findRoot();
+const ROOT = repoRoot();
 const KIT = join(ROOT, 'deploy', 'kubernetes');
 const read = (path: string): string => readFileSync(join(ROOT, path), 'utf8');
 /** Kong's published CRDs, next to the repository (path.join(repoRoot, '..', 'shared', 'k8s', 'crds')). */
