@@ -481,7 +481,22 @@ export class KongEmulator {
   }
 
   /** The config JSON Kong sends with StartInstance (plugins_iterator.lua get_plugin_config). */
+  /**
+   * The plugin's runtime config as Kong's plugins iterator holds it: built once per config version
+   * (`__seq__`), as Kong builds it when it loads the configuration (runloop/plugins_iterator.lua),
+   * not on every request.
+   */
   instanceConfig(entity: PluginEntity): Record<string, unknown> {
+    const cached = this.runtimeConfigs.get(entity);
+    if (cached !== undefined && cached.seq === entity.seq && cached.id === entity.id) return cached.conf;
+    const conf = this.buildInstanceConfig(entity);
+    this.runtimeConfigs.set(entity, { seq: entity.seq, id: entity.id, conf });
+    return conf;
+  }
+
+  private readonly runtimeConfigs = new WeakMap<PluginEntity, { readonly seq: number; readonly id: string; readonly conf: Record<string, unknown> }>();
+
+  private buildInstanceConfig(entity: PluginEntity): Record<string, unknown> {
     const runtime = toRuntimeConfig(entity.plugin.schema, entity.storedConfig, {
       vault: this.options.config.vault,
       onUnresolved: (ref) => this.kongLog('warn', `unable to resolve reference ${ref}`),
