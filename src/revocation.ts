@@ -64,7 +64,7 @@ import {
   sameGeneralName, subjectPublicKey, subjectPublicKeyBits, type GeneralName, type ParsedCertificate,
 } from './certificate.js';
 import type { ValidatedPath } from './chain.js';
-import { integerHex } from './der.js';
+import { DerError, integerHex } from './der.js';
 import { fail, ok, type Result } from './errors.js';
 import { describeNetworkError, HttpError, httpRequest } from './http.js';
 import * as der from './revocation-der.js';
@@ -195,23 +195,39 @@ class ParsedCert {
   readonly keyBits: Uint8Array;
   readonly ocspUrls: readonly URL[];
   readonly crlPoints: readonly CrlPoint[];
+  /**
+   * The authorityInfoAccess or cRLDistributionPoints extension is malformed DER. Path validation
+   * does not read them (so that revocation SKIP never fails on them); here the certificate has no
+   * usable pointer, and its status is unknown (RFC 5280 6.3: no CRL or OCSP answer can be found).
+   */
+  readonly pointersMalformed: boolean;
   readonly isCa: boolean;
   readonly purposes: readonly string[];
   #key: KeyObject | undefined;
   #issuerId: string | undefined;
 
-  /** Throws when a revocation pointer of `cert` is malformed. */
   constructor(cert: ParsedCertificate) {
     this.id = cert.facts.thumbprint;
     this.cert = cert;
     this.serialHex = integerHex(cert.serial);
     this.keyBits = subjectPublicKeyBits(cert);
-    this.ocspUrls = httpUrls(authorityInfoAccessUris(cert, OID.adOcsp));
+    let ocspUrls: readonly URL[] = [];
     const points: CrlPoint[] = [];
-    for (const point of crlDistributionPoints(cert)) {
-      for (const url of httpUrls(point.uris)) if (points.length < MAX_URLS) points.push({ url, names: point.names });
+    let malformed = false;
+    try {
+      ocspUrls = httpUrls(authorityInfoAccessUris(cert, OID.adOcsp));
+      for (const point of crlDistributionPoints(cert)) {
+        for (const url of httpUrls(point.uris)) if (points.length < MAX_URLS) points.push({ url, names: point.names });
+      }
+    } catch (error) {
+      if (!(error instanceof DerError)) throw error;
+      malformed = true;
+      ocspUrls = [];
+      points.length = 0;
     }
+    this.ocspUrls = ocspUrls;
     this.crlPoints = points;
+    this.pointersMalformed = malformed;
     this.isCa = cert.basicConstraints?.ca ?? false;
     this.purposes = cert.extKeyUsage ?? [];
   }
@@ -359,7 +375,6 @@ export class RevocationChecker implements RevocationLookup {
     const certs = path.certificates;
     const leafCert = certs[0];
     if (leafCert === undefined) return fail('internal_error', 'revocation check called without a certificate');
-    // A certificate of the path whose revocation pointers cannot be read is internal_error (throws).
     const leaf = this.#prepare(leafCert);
     const leafIssuer = certs[1] ?? path.leafIssuer;
     if (leafIssuer === null) {
@@ -373,7 +388,7 @@ export class RevocationChecker implements RevocationLookup {
     if (this.#options.checkWholePath === true) {
       for (let i = 1; i + 1 < certs.length && path.trusted[i] !== true; i++) {
         const cert = this.#prepare(certs[i]!);
-        if (cert.ocspUrls.length > 0 || cert.crlPoints.length > 0) toCheck.push({ cert, issuer: this.#prepare(certs[i + 1]!) });
+        if (cert.ocspUrls.length > 0 || cert.crlPoints.length > 0 || cert.pointersMalformed) toCheck.push({ cert, issuer: this.#prepare(certs[i + 1]!) });
       }
     }
 
@@ -428,7 +443,10 @@ export class RevocationChecker implements RevocationLookup {
       ...cert.crlPoints.map((point) => ({ kind: 'crl' as const, url: point.url, point })),
     ];
     if (attempts.length === 0) {
-      return { status: 'unknown', detail: `revocation status of ${cert.subject} unknown: it names no OCSP responder and no CRL distribution point` };
+      const why = cert.pointersMalformed
+        ? 'its authorityInfoAccess or cRLDistributionPoints extension is malformed'
+        : 'it names no OCSP responder and no CRL distribution point';
+      return { status: 'unknown', detail: `revocation status of ${cert.subject} unknown: ${why}` };
     }
     const reasons: string[] = [];
     for (const attempt of attempts) {
