@@ -5,16 +5,15 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import { KongEmulator, launcherCommand, startEchoUpstream, type EchoUpstream } from '../harness/kong-emulator.js';
+import type { EchoUpstream, KongEmulator } from '../harness/kong-emulator.js';
 import { httpRequest } from '../harness/http.js';
 import { freePort } from '../helpers/terminators.js';
-import { issue, makeTestPki, type TestPki, type Issued } from '../helpers/pki.js';
-import { startJwksServer, type JwksServer } from '../helpers/jwks-server.js';
+import { issue, type TestPki, type Issued } from '../helpers/pki.js';
+import type { JwksServer } from '../helpers/jwks-server.js';
+import { responseHeader, startPluginWorld, type PluginWorld } from '../helpers/plugin-world.js';
 import { thumbprintS256 } from '../../src/certificate.js';
 import { strictEntityConfig } from '../helpers/seed.js';
 
-const PLUGINS_DIR = join(__dirname, '..', '..', 'plugins');
 const CA_UUID = '7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d';
 const JKT = '0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I';
 
@@ -22,6 +21,7 @@ let pki: TestPki;
 let idp: JwksServer;
 let echo: EchoUpstream;
 let emu: KongEmulator;
+let world: PluginWorld;
 let adminPort: number;
 let closedPort: number;
 /** A client of the trusted root with a SAN crafted to read like two names when joined with ", ". */
@@ -37,43 +37,29 @@ function config(extra: Record<string, unknown>): Record<string, unknown> {
 }
 
 before(async () => {
-  pki = await makeTestPki();
-  crafted = await issue({ subject: 'CN=crafted', issuer: pki.root, dnsNames: ['a.example, URI:spiffe://admin'] });
-  idp = await startJwksServer();
-  echo = await startEchoUpstream();
-  adminPort = await freePort();
-  closedPort = await freePort();
-  emu = await KongEmulator.start({
-    pluginServer: launcherCommand(PLUGINS_DIR),
-    rpcTimeoutMs: 5000,
-    config: {
-      routes: [
-        { name: 'optional', paths: ['/optional'], plugins: [{ name: 'mtls-pop', config: config({ proof_of_possession_mtls: 'optional' }) }], guard: true, upstream: echo.url },
-        { name: 'off', paths: ['/off'], plugins: [{ name: 'mtls-pop', config: config({ proof_of_possession_mtls: 'off' }) }], guard: true, upstream: echo.url },
-        {
-          name: 'idp-down', paths: ['/idp-down'], guard: true, upstream: echo.url,
-          plugins: [{ name: 'mtls-pop', config: config({ jwks_endpoint: `http://127.0.0.1:${closedPort}/realms/secret-realm/certs`, timeout: 2000 }) }],
-        },
-        {
-          name: 'headers', paths: ['/headers'], guard: true, upstream: echo.url,
-          plugins: [{ name: 'mtls-pop', config: config({ upstream_headers: [{ header: 'X-Cert-San', path: 'cert.san' }, { header: 'X-Roles', path: 'roles' }] }) }],
-        },
-      ],
-      trusted_ips: ['127.0.0.1'],
-      adminApi: { ca_certificates: { [CA_UUID]: pki.root.pem }, port: adminPort },
-    },
+  world = await startPluginWorld(CA_UUID, async (base) => {
+    ({ pki, idp, echo, adminPort } = base);
+    crafted = await issue({ subject: 'CN=crafted', issuer: pki.root, dnsNames: ['a.example, URI:spiffe://admin'] });
+    closedPort = await freePort();
+    return [
+      { name: 'optional', paths: ['/optional'], plugins: [{ name: 'mtls-pop', config: config({ proof_of_possession_mtls: 'optional' }) }], guard: true, upstream: echo.url },
+      { name: 'off', paths: ['/off'], plugins: [{ name: 'mtls-pop', config: config({ proof_of_possession_mtls: 'off' }) }], guard: true, upstream: echo.url },
+      {
+        name: 'idp-down', paths: ['/idp-down'], guard: true, upstream: echo.url,
+        plugins: [{ name: 'mtls-pop', config: config({ jwks_endpoint: `http://127.0.0.1:${closedPort}/realms/secret-realm/certs`, timeout: 2000 }) }],
+      },
+      {
+        name: 'headers', paths: ['/headers'], guard: true, upstream: echo.url,
+        plugins: [{ name: 'mtls-pop', config: config({ upstream_headers: [{ header: 'X-Cert-San', path: 'cert.san' }, { header: 'X-Roles', path: 'roles' }] }) }],
+      },
+    ];
   });
+  emu = world.emu;
 });
 
 after(async () => {
-  await emu?.close();
-  await echo?.close();
-  await idp?.close();
+  await world?.close();
 });
-
-function header(response: { headers: ReadonlyArray<readonly [string, string]> } | undefined, name: string): string | undefined {
-  return response?.headers.find(([n]) => n.toLowerCase() === name.toLowerCase())?.[1];
-}
 
 async function run(route: string, token: string, cert: Issued | null): Promise<Awaited<ReturnType<KongEmulator['runAccess']>>> {
   const headers: Record<string, string> = { authorization: `Bearer ${token}` };
@@ -90,7 +76,7 @@ describe('a confirmation the plugin cannot check is refused in every mode (real 
       for (const cert of [null, pki.directClient]) {
         const outcome = await run('optional', token, cert);
         assert.equal(outcome.response?.status, 401, JSON.stringify(cnf));
-        assert.equal(header(outcome.response, 'WWW-Authenticate'), UNCHECKED);
+        assert.equal(responseHeader(outcome.response, 'WWW-Authenticate'), UNCHECKED);
       }
     }
     // The same route still lets an unbound token through, and checks a certificate-bound one.
@@ -101,7 +87,7 @@ describe('a confirmation the plugin cannot check is refused in every mode (real 
   test('off: a certificate-bound token is refused (its binding would go unchecked); an unbound one passes', async () => {
     const bound = await run('off', await idp.sign(claims({ 'x5t#S256': thumbprintS256(pki.directClient.der) })), pki.directClient);
     assert.equal(bound.response?.status, 401);
-    assert.equal(header(bound.response, 'WWW-Authenticate'), UNCHECKED);
+    assert.equal(responseHeader(bound.response, 'WWW-Authenticate'), UNCHECKED);
     assert.equal((await run('off', await idp.sign(claims({ jkt: JKT })), null)).response?.status, 401);
     assert.equal((await run('off', await idp.sign(claims(undefined)), null)).response, undefined);
   });
@@ -111,7 +97,7 @@ describe('without display_errors a rejection names no gateway internals (real pl
   test('IdP unreachable: a fixed description, no address, port, path or network error', async () => {
     const outcome = await run('idp-down', await idp.sign(claims({ 'x5t#S256': thumbprintS256(pki.directClient.der) })), pki.directClient);
     assert.equal(outcome.response?.status, 401);
-    const challenge = header(outcome.response, 'WWW-Authenticate') ?? '';
+    const challenge = responseHeader(outcome.response, 'WWW-Authenticate') ?? '';
     assert.equal(challenge, 'Bearer realm="api.example", error="invalid_token", error_description="the access token could not be verified"');
     const body = outcome.response?.body.toString() ?? '';
     assert.deepEqual(JSON.parse(body), { message: 'Unauthorized' });
@@ -123,12 +109,12 @@ describe('without display_errors a rejection names no gateway internals (real pl
   test('an untrusted certificate: no CA name; a header a client crafted: none of its bytes echoed', async () => {
     const token = await idp.sign(claims({ 'x5t#S256': thumbprintS256(pki.rogueClient.der) }));
     const rogue = await run('optional', token, pki.rogueClient);
-    assert.equal(header(rogue.response, 'WWW-Authenticate'), 'Bearer realm="api.example", error="invalid_token", error_description="the client certificate is not trusted"');
+    assert.equal(responseHeader(rogue.response, 'WWW-Authenticate'), 'Bearer realm="api.example", error="invalid_token", error_description="the client certificate is not trusted"');
     const crafted = await emu.runAccess('optional', {
       path: '/optional/x', host: 'api.example', clientIp: '127.0.0.1',
       headers: { authorization: `Bearer ${token}`, 'x-client-cert': 'evil", error="x\\' },
     });
-    assert.equal(header(crafted.response, 'WWW-Authenticate'), 'Bearer realm="api.example", error="invalid_token", error_description="the client certificate could not be read"');
+    assert.equal(responseHeader(crafted.response, 'WWW-Authenticate'), 'Bearer realm="api.example", error="invalid_token", error_description="the client certificate could not be read"');
   });
 });
 

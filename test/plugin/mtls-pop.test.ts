@@ -8,16 +8,15 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import {
-  KongEmulator, launcherCommand, startEchoUpstream, KongConfigError, type EchoUpstream,
+  KongEmulator, KongConfigError, type EchoUpstream,
 } from '../harness/kong-emulator.js';
 import { httpRequest } from '../harness/http.js';
-import { freePort } from '../helpers/terminators.js';
-import { makeTestPki, type TestPki, type Issued } from '../helpers/pki.js';
-import { startJwksServer, type JwksServer } from '../helpers/jwks-server.js';
+import type { TestPki, Issued } from '../helpers/pki.js';
+import type { JwksServer } from '../helpers/jwks-server.js';
+import { responseHeader, startPluginWorld, type PluginWorld } from '../helpers/plugin-world.js';
 import { thumbprintS256 } from '../../src/certificate.js';
 import { seedConfig, SEED_CA_UUID, strictEntityConfig } from '../helpers/seed.js';
 
-const PLUGINS_DIR = join(__dirname, '..', '..', 'plugins');
 const CA_UUID = '0b3c7f3e-2a51-4c8e-9d6a-1f2e3d4c5b6a';
 const PACKAGE_VERSION = (JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -25,6 +24,7 @@ let pki: TestPki;
 let idp: JwksServer;
 let echo: EchoUpstream;
 let emu: KongEmulator;
+let world: PluginWorld;
 let adminPort: number;
 
 function pluginConfig(header: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -41,41 +41,27 @@ function chainHeader(leaf: Issued): string {
   return `${leaf.der.toString('base64')},${pki.intermediate.der.toString('base64')}`;
 }
 
-function header(response: { headers: ReadonlyArray<readonly [string, string]> } | undefined, name: string): string | undefined {
-  return response?.headers.find(([n]) => n.toLowerCase() === name.toLowerCase())?.[1];
-}
-
 before(async () => {
-  pki = await makeTestPki();
-  idp = await startJwksServer();
-  echo = await startEchoUpstream();
-  adminPort = await freePort();
-  emu = await KongEmulator.start({
-    pluginServer: launcherCommand(PLUGINS_DIR),
-    rpcTimeoutMs: 5000,
-    config: {
-      routes: [
-        { name: 'strict', paths: ['/strict'], plugins: [{ name: 'mtls-pop', config: pluginConfig() }], guard: true, upstream: echo.url },
-        { name: 'unguarded', paths: ['/unguarded'], plugins: [{ name: 'mtls-pop', config: pluginConfig() }], upstream: echo.url },
-        { name: 'display', paths: ['/display'], plugins: [{ name: 'mtls-pop', config: pluginConfig({}, { display_errors: true }) }], guard: true, upstream: echo.url },
-        // Used only by the Admin API outage test, so its first request meets the outage.
-        { name: 'ca-outage', paths: ['/ca-outage'], plugins: [{ name: 'mtls-pop', config: pluginConfig({}, { display_errors: true }) }], guard: true, upstream: echo.url },
-        {
-          name: 'misconfigured', paths: ['/misconfigured'], guard: true, upstream: echo.url,
-          // Valid for Kong's schema, rejected by the plugin's cross-field rules (session cannot carry PoP).
-          plugins: [{ name: 'mtls-pop', config: pluginConfig({}, { auth_methods: ['bearer', 'session'] }) }],
-        },
-      ],
-      trusted_ips: ['127.0.0.1'],
-      adminApi: { ca_certificates: { [CA_UUID]: pki.root.pem }, port: adminPort },
-    },
+  world = await startPluginWorld(CA_UUID, (base) => {
+    ({ pki, idp, echo, adminPort } = base);
+    return [
+      { name: 'strict', paths: ['/strict'], plugins: [{ name: 'mtls-pop', config: pluginConfig() }], guard: true, upstream: echo.url },
+      { name: 'unguarded', paths: ['/unguarded'], plugins: [{ name: 'mtls-pop', config: pluginConfig() }], upstream: echo.url },
+      { name: 'display', paths: ['/display'], plugins: [{ name: 'mtls-pop', config: pluginConfig({}, { display_errors: true }) }], guard: true, upstream: echo.url },
+      // Used only by the Admin API outage test, so its first request meets the outage.
+      { name: 'ca-outage', paths: ['/ca-outage'], plugins: [{ name: 'mtls-pop', config: pluginConfig({}, { display_errors: true }) }], guard: true, upstream: echo.url },
+      {
+        name: 'misconfigured', paths: ['/misconfigured'], guard: true, upstream: echo.url,
+        // Valid for Kong's schema, rejected by the plugin's cross-field rules (session cannot carry PoP).
+        plugins: [{ name: 'mtls-pop', config: pluginConfig({}, { auth_methods: ['bearer', 'session'] }) }],
+      },
+    ];
   });
+  emu = world.emu;
 });
 
 after(async () => {
-  await emu?.close();
-  await echo?.close();
-  await idp?.close();
+  await world?.close();
 });
 
 describe('mtls-pop under the real plugin server', () => {
@@ -117,7 +103,7 @@ describe('mtls-pop under the real plugin server', () => {
       path: '/strict/x', host: 'api.example', clientIp: '127.0.0.1', headers: { authorization: `Bearer ${token}`, 'x-client-cert': chainHeader(pki.client) },
     });
     assert.equal(outcome.response?.status, 401);
-    assert.equal(header(outcome.response, 'WWW-Authenticate'),
+    assert.equal(responseHeader(outcome.response, 'WWW-Authenticate'),
       'Bearer realm="api.example", error="invalid_token", error_description="the client certificate thumbprint does not match the x5t#S256 claim"');
     assert.deepEqual(JSON.parse(outcome.response?.body.toString() ?? ''), { message: 'Unauthorized' });
     assert.equal(outcome.events[0]?.roundTrips, 3);
@@ -136,13 +122,13 @@ describe('mtls-pop under the real plugin server', () => {
     ];
     const cut = await emu.runAccess('strict', { path: '/strict/x', host: 'api.example', clientIp: '127.0.0.1', headers: lines(1000) });
     assert.equal(cut.response?.status, 400);
-    assert.equal(header(cut.response, 'WWW-Authenticate'),
+    assert.equal(responseHeader(cut.response, 'WWW-Authenticate'),
       'Bearer realm="api.example", error="invalid_request", error_description="the request has too many header lines"');
     assert.equal(cut.events[0]?.outcome, 'exit', 'the plugin itself ended the request');
     // Within the limit the same request shows both copies and is refused for the duplicate.
     const whole = await emu.runAccess('display', { path: '/display/x', host: 'api.example', clientIp: '127.0.0.1', headers: lines(900) });
     assert.equal(whole.response?.status, 401);
-    assert.match(header(whole.response, 'WWW-Authenticate') ?? '', /error_description="the certificate header was sent 2 times"/);
+    assert.match(responseHeader(whole.response, 'WWW-Authenticate') ?? '', /error_description="the certificate header was sent 2 times"/);
     // And many headers below the limit are no reason to refuse a good request.
     const token = await idp.sign(bound(pki.client));
     const busy = await emu.runAccess('strict', {
@@ -157,7 +143,7 @@ describe('mtls-pop under the real plugin server', () => {
   test('no token: 401 with a bare Bearer challenge, 2 round trips', async () => {
     const outcome = await emu.runAccess('strict', { path: '/strict/x', host: 'api.example', clientIp: '127.0.0.1', headers: {} });
     assert.equal(outcome.response?.status, 401);
-    assert.equal(header(outcome.response, 'WWW-Authenticate'), 'Bearer realm="api.example"');
+    assert.equal(responseHeader(outcome.response, 'WWW-Authenticate'), 'Bearer realm="api.example"');
     assert.equal(outcome.events[0]?.roundTrips, 2);
   });
 
@@ -179,7 +165,7 @@ describe('mtls-pop under the real plugin server', () => {
       headers: [['authorization', `Bearer ${token}`], ['x-client-cert', chainHeader(pki.client)], ['x-client-cert', chainHeader(pki.otherClient)]],
     });
     assert.equal(outcome.response?.status, 401);
-    assert.match(header(outcome.response, 'WWW-Authenticate') ?? '', /error_description="the certificate header was sent 2 times"/);
+    assert.match(responseHeader(outcome.response, 'WWW-Authenticate') ?? '', /error_description="the certificate header was sent 2 times"/);
   });
 
   test('a malformed certificate header is a 401 with a reason, never a 500', async () => {

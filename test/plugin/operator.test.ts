@@ -7,24 +7,23 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, X509Certificate } from 'node:crypto';
-import { join } from 'node:path';
 import {
-  KongEmulator, launcherCommand, startEchoUpstream, type AccessOutcome, type EchoUpstream, type EchoRecord, type EmulatedRequestInit,
+  KongEmulator, type AccessOutcome, type EchoUpstream, type EchoRecord, type EmulatedRequestInit,
 } from '../harness/kong-emulator.js';
 import { httpRequest } from '../harness/http.js';
-import { freePort } from '../helpers/terminators.js';
-import { makeTestPki, type TestPki, type Issued } from '../helpers/pki.js';
-import { startJwksServer, type JwksServer } from '../helpers/jwks-server.js';
+import type { TestPki, Issued } from '../helpers/pki.js';
+import type { JwksServer } from '../helpers/jwks-server.js';
+import { startPluginWorld, type PluginWorld } from '../helpers/plugin-world.js';
 import { RateLimitedLog, type LogLevel } from '../../kong/log.js';
 import { strictEntityConfig } from '../helpers/seed.js';
 
-const PLUGINS_DIR = join(__dirname, '..', '..', 'plugins');
 const CA_UUID = '5d0c2f3e-8b61-4c8e-9d6a-1f2e3d4c5b6a';
 
 let pki: TestPki;
 let idp: JwksServer;
 let echo: EchoUpstream;
 let emu: KongEmulator;
+let world: PluginWorld;
 let adminPort: number;
 
 /** x5t#S256 computed here, independently of src/certificate.ts. */
@@ -86,43 +85,33 @@ async function steady(routeName: string, init: EmulatedRequestInit): Promise<Acc
 }
 
 before(async () => {
-  pki = await makeTestPki();
-  idp = await startJwksServer();
-  echo = await startEchoUpstream();
-  adminPort = await freePort();
-  const route = (name: string, config: Record<string, unknown>) => ({
-    name, paths: [`/${name}`], plugins: [{ name: 'mtls-pop', config }], guard: true, upstream: echo.url,
+  world = await startPluginWorld(CA_UUID, (base) => {
+    ({ pki, idp, echo, adminPort } = base);
+    const route = (name: string, config: Record<string, unknown>) => ({
+      name, paths: [`/${name}`], plugins: [{ name: 'mtls-pop', config }], guard: true, upstream: echo.url,
+    });
+    return [
+      route('plain', pluginConfig()),
+      route('identity', pluginConfig({ upstream_headers: IDENTITY_HEADERS })),
+      route('hidden', pluginConfig({ hide_credentials: true, hide_certificate_header: true })),
+      route('serialize', pluginConfig({ log_serialize: true })),
+      route('everything', pluginConfig({
+        upstream_headers: [{ header: 'X-User-Sub', path: 'sub' }], hide_credentials: true, hide_certificate_header: true, log_serialize: true,
+      })),
+      route('optional', pluginConfig({
+        proof_of_possession_mtls: 'optional', log_serialize: true, hide_certificate_header: true,
+        upstream_headers: [{ header: 'X-Cert-Thumbprint', path: 'cert.thumbprint' }, { header: 'X-User-Sub', path: 'sub' }],
+      })),
+      route('rfc9440', pluginConfig({ hide_certificate_header: true }, {
+        certificate_header_name: 'client-cert', certificate_header_format: 'rfc9440', certificate_chain_header_name: 'client-cert-chain',
+      })),
+    ];
   });
-  emu = await KongEmulator.start({
-    pluginServer: launcherCommand(PLUGINS_DIR),
-    rpcTimeoutMs: 5000,
-    config: {
-      routes: [
-        route('plain', pluginConfig()),
-        route('identity', pluginConfig({ upstream_headers: IDENTITY_HEADERS })),
-        route('hidden', pluginConfig({ hide_credentials: true, hide_certificate_header: true })),
-        route('serialize', pluginConfig({ log_serialize: true })),
-        route('everything', pluginConfig({
-          upstream_headers: [{ header: 'X-User-Sub', path: 'sub' }], hide_credentials: true, hide_certificate_header: true, log_serialize: true,
-        })),
-        route('optional', pluginConfig({
-          proof_of_possession_mtls: 'optional', log_serialize: true, hide_certificate_header: true,
-          upstream_headers: [{ header: 'X-Cert-Thumbprint', path: 'cert.thumbprint' }, { header: 'X-User-Sub', path: 'sub' }],
-        })),
-        route('rfc9440', pluginConfig({ hide_certificate_header: true }, {
-          certificate_header_name: 'client-cert', certificate_header_format: 'rfc9440', certificate_chain_header_name: 'client-cert-chain',
-        })),
-      ],
-      trusted_ips: ['127.0.0.1'],
-      adminApi: { ca_certificates: { [CA_UUID]: pki.root.pem }, port: adminPort },
-    },
-  });
+  emu = world.emu;
 });
 
 after(async () => {
-  await emu?.close();
-  await echo?.close();
-  await idp?.close();
+  await world?.close();
 });
 
 describe('identity headers for the upstream (upstream_headers)', () => {

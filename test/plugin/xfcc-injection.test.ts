@@ -12,21 +12,20 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
-import { KongEmulator, launcherCommand, startEchoUpstream, type EchoUpstream } from '../harness/kong-emulator.js';
-import { freePort } from '../helpers/terminators.js';
-import { issue, makeTestPki, type TestPki, type Issued } from '../helpers/pki.js';
-import { startJwksServer, type JwksServer } from '../helpers/jwks-server.js';
+import type { EchoUpstream, KongEmulator } from '../harness/kong-emulator.js';
+import { issue, type TestPki, type Issued } from '../helpers/pki.js';
+import type { JwksServer } from '../helpers/jwks-server.js';
+import { startPluginWorld, type PluginWorld } from '../helpers/plugin-world.js';
 import { thumbprintS256 } from '../../src/certificate.js';
 import { strictEntityConfig } from '../helpers/seed.js';
 
-const PLUGINS_DIR = join(__dirname, '..', '..', 'plugins');
 const CA_UUID = '5d0c1b2a-3e4f-4a5b-8c6d-7e8f9a0b1c2d';
 
 let pki: TestPki;
 let idp: JwksServer;
 let echo: EchoUpstream;
 let emu: KongEmulator;
+let world: PluginWorld;
 let adminPort: number;
 
 /** Envoy's `urlEncodedPemEncodedPeerCertificate`: StrReplaceAll of \n, space, +, /, = in the PEM. */
@@ -58,28 +57,18 @@ function config(header: Record<string, unknown> = {}): Record<string, unknown> {
 }
 
 before(async () => {
-  pki = await makeTestPki();
-  idp = await startJwksServer();
-  echo = await startEchoUpstream();
-  adminPort = await freePort();
-  emu = await KongEmulator.start({
-    pluginServer: launcherCommand(PLUGINS_DIR),
-    rpcTimeoutMs: 5000,
-    config: {
-      routes: [
-        { name: 'xfcc', paths: ['/xfcc'], plugins: [{ name: 'mtls-pop', config: config() }], guard: true, upstream: echo.url },
-        { name: 'two-hops', paths: ['/two-hops'], plugins: [{ name: 'mtls-pop', config: config({ xfcc_element_count: 2 }) }], guard: true, upstream: echo.url },
-      ],
-      trusted_ips: ['127.0.0.1'],
-      adminApi: { ca_certificates: { [CA_UUID]: pki.root.pem }, port: adminPort },
-    },
+  world = await startPluginWorld(CA_UUID, (base) => {
+    ({ pki, idp, echo, adminPort } = base);
+    return [
+      { name: 'xfcc', paths: ['/xfcc'], plugins: [{ name: 'mtls-pop', config: config() }], guard: true, upstream: echo.url },
+      { name: 'two-hops', paths: ['/two-hops'], plugins: [{ name: 'mtls-pop', config: config({ xfcc_element_count: 2 }) }], guard: true, upstream: echo.url },
+    ];
   });
+  emu = world.emu;
 });
 
 after(async () => {
-  await emu?.close();
-  await echo?.close();
-  await idp?.close();
+  await world?.close();
 });
 
 async function run(route: string, token: string, xfcc: string): Promise<{ status: number | undefined; message: string | null }> {
