@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import {
   KongEmulator, launcherCommand, startEchoUpstream, LAUNCHER_PATH, GUARD_LUA, GUARD_WWW_AUTHENTICATE,
-  type EchoUpstream, type RouteConfig,
+  type EchoUpstream, type PluginServerCommand, type RouteConfig,
 } from './kong-emulator.js';
 import { RpcError } from './mp-rpc.js';
 import { httpRequest, type HttpResult } from './http.js';
@@ -32,6 +32,16 @@ const UNEXPECTED = { message: 'An unexpected error occurred' };
 
 function action(name: string): Array<[string, string]> {
   return [['x-fixture-action', name]];
+}
+
+/** Our plugin server (the launcher) serving the harness fixture, its clock movable through `clock`. */
+function clockedFixtureServer(clock: ClockOffset, respawn = false): PluginServerCommand {
+  return {
+    command: process.execPath,
+    args: ['--require', CLOCK_OFFSET_PRELOAD, LAUNCHER_PATH, '-d', FIXTURE_DIR],
+    env: { ...process.env, ...clock.env },
+    ...(respawn ? { respawn: true } : {}),
+  };
 }
 
 /** Kong's own log lines since `from`. */
@@ -146,12 +156,7 @@ describe('our plugin server never makes Kong loop on "no plugin instance" (item 
     echo = await startEchoUpstream();
     clock = new ClockOffset();
     emu = await KongEmulator.start({
-      pluginServer: {
-        command: process.execPath,
-        args: ['--require', CLOCK_OFFSET_PRELOAD, LAUNCHER_PATH, '-d', FIXTURE_DIR],
-        env: { ...process.env, ...clock.env },
-        respawn: true,
-      },
+      pluginServer: clockedFixtureServer(clock, true),
       workers: WORKERS,
       // Several connections per worker, reused in rotation: StartInstance, HandleEvent and each
       // Step of one event land on different connections (Kong's pool may do the same under load).
@@ -390,11 +395,7 @@ describe('instances Kong forgets are never closed; the server\'s idle expiry rec
     echo = await startEchoUpstream();
     clock = new ClockOffset();
     emu = await KongEmulator.start({
-      pluginServer: {
-        command: process.execPath,
-        args: ['--require', CLOCK_OFFSET_PRELOAD, LAUNCHER_PATH, '-d', FIXTURE_DIR],
-        env: { ...process.env, ...clock.env },
-      },
+      pluginServer: clockedFixtureServer(clock),
       workers: 2,
       config: { routes: [{ name: 'r', paths: ['/r'], plugins: [{ name: FIXTURE }], guard: true, upstream: echo.url }] },
     });
