@@ -342,9 +342,14 @@ test('signature layer: verifyJwsSignature accepts exactly what jose compactVerif
     const entry = tally(tallies, alg);
     entry.cases++;
     const label = `${alg} / ${keyName} / ${c.name}`;
-    if (c.stricter !== undefined) {
+    // RFC 8017 8.1.2 / 8.2.2 step 1: an RSA signature has exactly k octets. OpenSSL's PSS path takes
+    // a shorter one (a genuine signature whose leading zero bytes were dropped, about 1 in 256 of
+    // them), so every such case, whatever mutation made it, belongs to one declared class.
+    const stricter = c.stricter
+      ?? (key.asymmetricKeyType?.startsWith('rsa') === true && c.signature.length < modulusBytes(key) ? 'signature shorter than the modulus' : undefined);
+    if (stricter !== undefined) {
       // Ours must refuse; jose accepts today (counted), but may become as strict (not our defect).
-      if (ours) mismatches.push(`${label}: declared stricter (${c.stricter}) but ours accepts`);
+      if (ours) mismatches.push(`${label}: declared stricter (${stricter}) but ours accepts`);
       if (jose) entry.stricter++;
       else entry.bothReject++;
     } else if (jose !== ours) {
@@ -378,10 +383,7 @@ test('signature layer: verifyJwsSignature accepts exactly what jose compactVerif
         const signature = signAs(alg, signer.privateKey as KeyObject, input) as Buffer;
         if (signature[0] !== 0) continue;
         await check(alg, signer.verifyKey, signer.name, { name: 'genuine, leading zero byte (control)', input, signature });
-        await check(alg, signer.verifyKey, signer.name, {
-          name: 'genuine with its leading zero byte dropped', input, signature: signature.subarray(1),
-          ...(family(alg) === 'PS' ? { stricter: 'signature shorter than the modulus' } : {}),
-        });
+        await check(alg, signer.verifyKey, signer.name, { name: 'genuine with its leading zero byte dropped', input, signature: signature.subarray(1) });
         break;
       }
     }
