@@ -20,11 +20,11 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import {
-  KongEmulator, LAUNCHER_PATH, launcherCommand, startEchoUpstream, GUARD_WWW_AUTHENTICATE, type EchoUpstream, type RouteConfig,
+  AdminApiEmulator, KongEmulator, LAUNCHER_PATH, launcherCommand, startEchoUpstream, GUARD_WWW_AUTHENTICATE, type EchoUpstream, type RouteConfig,
 } from '../harness/kong-emulator.js';
 import { httpRequest, type HttpResult } from '../harness/http.js';
 import { RpcError } from '../harness/mp-rpc.js';
-import { freePort } from '../helpers/terminators.js';
+import { reservePort } from '../helpers/terminators.js';
 import { issue, makeTestPki, type Issued, type TestPki } from '../helpers/pki.js';
 import { signCompact, startJwksServer, makeTestKey, type JwksServer, type ResponseMode, type TestKey } from '../helpers/jwks-server.js';
 import { ClockOffset, CLOCK_OFFSET_PRELOAD } from '../helpers/clock-offset.js';
@@ -142,14 +142,19 @@ describe('outages under the real plugin server', () => {
   let emu: KongEmulator;
   let adminPort: number;
   let latePort: number;
+  /** Holds latePort until the test that wants it refused: the servers started meanwhile cannot take it. */
+  let lateReservation: { readonly port: number; release(): Promise<void> } | undefined;
   let late: JwksServer | undefined;
   const badModes = ['status500', 'notJson', 'badJwks', 'huge', 'hugeDeclared', 'hang', 'drip', 'redirect', 'reset'] as const;
   const bad = new Map<string, JwksServer>();
   let junk: StaticIdp;
 
   before(async () => {
-    adminPort = await freePort();
-    latePort = await freePort();
+    // Bound now (port 0), not probed free and bound later: the eleven servers below could take it.
+    const adminApi = await AdminApiEmulator.start({ ca_certificates: { [CA_UUID]: pki.root.pem } });
+    adminPort = adminApi.port;
+    lateReservation = await reservePort();
+    latePort = lateReservation.port;
     for (const mode of badModes) {
       const server = await startJwksServer({ algs: ['ES256'] });
       server.keys = [sharedKey];
@@ -179,13 +184,14 @@ describe('outages under the real plugin server', () => {
           route('mixed', strictConfig(idp.issuer), true),
         ],
         trusted_ips: ['127.0.0.1'],
-        adminApi: { ca_certificates: { [CA_UUID]: pki.root.pem }, port: adminPort },
+        adminApi: { server: adminApi },
       },
     });
   });
 
   after(async () => {
     await emu?.close();
+    await lateReservation?.release();
     await late?.close();
     for (const server of bad.values()) await server.close();
     await junk?.close();
@@ -230,6 +236,7 @@ describe('outages under the real plugin server', () => {
   test('JWKS endpoint down at start: 401 jwks_unavailable with a log line; recovers on its own, no restart', async (t) => {
     const lateIssuer = `http://127.0.0.1:${latePort}/realms/test`;
     const down = reject(401, 'jwks_unavailable', `discovery request to 127.0.0.1:${latePort} failed: connection refused`);
+    await lateReservation?.release();
     for (let i = 0; i < 3; i++) {
       const tag = `late-down-${i}`;
       const res = await httpRequest(`${emu.url}/late/${tag}`, { headers: headersFor(token(lateIssuer, pki.client), base64Chain(pki.client, pki.intermediate), tag) });
@@ -521,7 +528,8 @@ describe('cached keys and CA certificates under outages (plugin server clock mov
       server.keys = [sharedKey];
       idps.set(name, server);
     }
-    adminPort = await freePort();
+    const adminApi = await AdminApiEmulator.start({ ca_certificates: { [CA_UUID]: pki.root.pem, [DELETED_CA_UUID]: pki.root.pem } });
+    adminPort = adminApi.port;
     const admin = { admin_api_url: `http://127.0.0.1:${adminPort}` };
     const viaAdminApi = { ca_certificates: [CA_UUID], ca_certificates_pem: [] };
     emu = await KongEmulator.start({
@@ -539,7 +547,7 @@ describe('cached keys and CA certificates under outages (plugin server clock mov
           route('deleted-ca', strictConfig(idp.issuer, admin, { ca_certificates: [DELETED_CA_UUID], ca_certificates_pem: [] })),
         ],
         trusted_ips: ['127.0.0.1'],
-        adminApi: { ca_certificates: { [CA_UUID]: pki.root.pem, [DELETED_CA_UUID]: pki.root.pem }, port: adminPort },
+        adminApi: { server: adminApi },
       },
     });
     pid = emu.pluginServer.pid as number;

@@ -105,8 +105,15 @@ export interface EmulatorConfig {
   readonly routes: readonly RouteConfig[];
   /** kong.conf trusted_ips: IPs and CIDRs; none by default (nothing trusted). */
   readonly trusted_ips?: readonly string[];
-  /** The Admin API part: CA certificate entities by UUID. */
-  readonly adminApi?: { readonly ca_certificates?: Readonly<Record<string, string>>; readonly port?: number };
+  /**
+   * The Admin API part: CA certificate entities by UUID, on `port` (0: any). A config that names the
+   * Admin API's address before the emulator starts passes `server`, an AdminApiEmulator already
+   * listening (started on port 0 first, so no other process can take the port in between); the
+   * emulator then uses and closes it, and ignores the other two fields.
+   */
+  readonly adminApi?: {
+    readonly ca_certificates?: Readonly<Record<string, string>>; readonly port?: number; readonly server?: AdminApiEmulator;
+  };
   readonly consumers?: readonly ConsumerEntity[];
   /** Vault references and their values. */
   readonly vault?: Readonly<Record<string, string>>;
@@ -362,6 +369,8 @@ export class KongEmulator {
       socketPath: this.socketPath, poolSize: options.poolSize, timeoutMs: options.rpcTimeoutMs, poolOrder: options.poolOrder,
     })));
     this.maxInstanceRetries = options.maxInstanceRetries ?? 50;
+    // Owned from now on: closed by close(), also when start() fails.
+    if (options.config.adminApi?.server !== undefined) this.adminApi = options.config.adminApi.server;
     const trusted = new TrustedIps(options.config.trusted_ips ?? []);
     this.env = {
       trustedIps: trusted,
@@ -402,7 +411,7 @@ export class KongEmulator {
     const query = await queryPluginInfo(command, [...(queryArgs ?? args), '--dump-all-plugins']);
     this.register(query.first);
     this.compileRoutes();
-    this.adminApi = await AdminApiEmulator.start({
+    this.adminApi ??= await AdminApiEmulator.start({
       ca_certificates: this.options.config.adminApi?.ca_certificates, port: this.options.config.adminApi?.port,
     });
     await this.pluginServer.start();

@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import {
+  AdminApiEmulator,
   KongEmulator, launcherCommand, startEchoUpstream, LAUNCHER_PATH, GUARD_LUA, GUARD_WWW_AUTHENTICATE,
   type EchoUpstream, type PluginServerCommand, type RouteConfig,
 } from './kong-emulator.js';
@@ -18,7 +19,7 @@ import { RpcError } from './mp-rpc.js';
 import { httpRequest, type HttpResult } from './http.js';
 import { SCRIPTED_MODES, SCRIPTED_PLUGIN, type ScriptedMode } from './scripted-plugin-server.js';
 import { ClockOffset, CLOCK_OFFSET_PRELOAD } from '../helpers/clock-offset.js';
-import { startJwksServer, signCompact, freePort, type JwksServer } from '../helpers/jwks-server.js';
+import { startJwksServer, signCompact, type JwksServer } from '../helpers/jwks-server.js';
 import { makeTestPki, type TestPki } from '../helpers/pki.js';
 import { strictEntityConfig } from '../helpers/seed.js';
 import { base64Chain, boundClaims, pool, sleep } from '../adversarial/support.js';
@@ -344,7 +345,9 @@ describe('one instance per nginx worker, sharing one JWKS source and one CA reso
     pki = await makeTestPki();
     idp = await startJwksServer();
     echo = await startEchoUpstream();
-    const adminPort = await freePort();
+    // Bound on port 0 before the routes name it (a port probed free and bound later may be taken).
+    const adminApi = await AdminApiEmulator.start({ ca_certificates: { [CA_UUID]: pki.root.pem } });
+    const adminPort = adminApi.port;
     emu = await KongEmulator.start({
       pluginServer: launcherCommand(PLUGINS_DIR),
       workers: WORKERS,
@@ -355,7 +358,7 @@ describe('one instance per nginx worker, sharing one JWKS source and one CA reso
           plugins: [{ name: 'mtls-pop', config: strictEntityConfig(idp.issuer, CA_UUID, `http://127.0.0.1:${adminPort}`, { display_errors: true }) }],
         }],
         trusted_ips: ['127.0.0.1'],
-        adminApi: { ca_certificates: { [CA_UUID]: pki.root.pem }, port: adminPort },
+        adminApi: { server: adminApi },
       },
     });
   });

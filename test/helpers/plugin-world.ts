@@ -1,11 +1,11 @@
 /**
- * The set-up the plugin tests share: a test PKI, a JWKS server (the IdP), an echo upstream, a free
- * port for the emulated Admin API serving the root CA as a CA certificate entity, and the Kong
- * emulator driving the REAL plugin server (the compiled plugins/ directory) with the given routes.
+ * The set-up the plugin tests share: a test PKI, a JWKS server (the IdP), an echo upstream, the
+ * emulated Admin API serving the root CA as a CA certificate entity (listening before the routes
+ * name its port), and the Kong emulator driving the REAL plugin server (the compiled plugins/
+ * directory) with the given routes.
  */
 import { join } from 'node:path';
-import { KongEmulator, launcherCommand, startEchoUpstream, type EchoUpstream, type RouteConfig } from '../harness/kong-emulator.js';
-import { freePort } from './terminators.js';
+import { AdminApiEmulator, KongEmulator, launcherCommand, startEchoUpstream, type EchoUpstream, type RouteConfig } from '../harness/kong-emulator.js';
 import { makeTestPki, type TestPki } from './pki.js';
 import { startJwksServer, type JwksServer } from './jwks-server.js';
 
@@ -34,16 +34,17 @@ export async function startPluginWorld(
   caUuid: string,
   routes: (base: PluginWorldBase) => readonly RouteConfig[] | Promise<readonly RouteConfig[]>,
 ): Promise<PluginWorld> {
-  const base: PluginWorldBase = {
-    pki: await makeTestPki(), idp: await startJwksServer(), echo: await startEchoUpstream(), adminPort: await freePort(),
-  };
+  const pki = await makeTestPki();
+  // Bound now, on a port the kernel picks: a port probed free and bound later may be taken meanwhile.
+  const adminApi = await AdminApiEmulator.start({ ca_certificates: { [caUuid]: pki.root.pem } });
+  const base: PluginWorldBase = { pki, idp: await startJwksServer(), echo: await startEchoUpstream(), adminPort: adminApi.port };
   const emu = await KongEmulator.start({
     pluginServer: launcherCommand(PLUGINS_DIR),
     rpcTimeoutMs: 5000,
     config: {
       routes: await routes(base),
       trusted_ips: ['127.0.0.1'],
-      adminApi: { ca_certificates: { [caUuid]: base.pki.root.pem }, port: base.adminPort },
+      adminApi: { server: adminApi },
     },
   });
   return {

@@ -37,16 +37,34 @@ export function requireExecutable(t: TestContext, name: string): string | null {
   return null;
 }
 
-/** A free TCP port on 127.0.0.1 (listen on 0, read it, close). */
+/**
+ * A free TCP port on 127.0.0.1 (listen on 0, read it, close). Racy by nature: any listen(0) on the
+ * machine (this process's next server included) may take it before the caller binds it, about 1 in
+ * 7000 per bind meanwhile on Linux. Prefer binding on 0 and reading the port; where a test needs a
+ * port with nothing behind it for a while, hold it with `reservePort` until that moment.
+ */
 export async function freePort(): Promise<number> {
+  const reserved = await reservePort();
+  await reserved.release();
+  return reserved.port;
+}
+
+/**
+ * A TCP port on 127.0.0.1 held by a listener (nothing connects to it meanwhile) until `release()`: the
+ * port can go into a config now and be left free ("connection refused") only when the test wants.
+ */
+export async function reservePort(): Promise<{ readonly port: number; release(): Promise<void> }> {
   const server = createServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', resolve);
   });
   const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+  let released: Promise<void> | undefined;
+  return {
+    port,
+    release: () => (released ??= new Promise<void>((resolve) => server.close(() => resolve()))),
+  };
 }
 
 export interface RunningTerminator {

@@ -10,8 +10,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { KongEmulator, launcherCommand, type AccessOutcome } from '../harness/kong-emulator.js';
-import { freePort } from '../helpers/terminators.js';
+import { AdminApiEmulator, KongEmulator, launcherCommand, type AccessOutcome } from '../harness/kong-emulator.js';
 import { makeTestPki, type TestPki, type Issued } from '../helpers/pki.js';
 import { startJwksServer, type JwksServer } from '../helpers/jwks-server.js';
 import { consumerClaimValue } from '../../kong/consumer.js';
@@ -69,7 +68,9 @@ const upstream = (o: AccessOutcome, name: string): string[] =>
 before(async () => {
   pki = await makeTestPki();
   idp = await startJwksServer();
-  adminPort = await freePort();
+  // Bound on port 0 before the routes name it: fakeAdmin below, or any other listen(0), could take a probed port.
+  const adminApi = await AdminApiEmulator.start({ ca_certificates: { [CA_UUID]: pki.root.pem } });
+  adminPort = adminApi.port;
   // A stand-in Admin API for the custom_id route: the CA entity and GET /consumers?custom_id=.
   fakeAdmin = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
@@ -103,7 +104,7 @@ before(async () => {
       ],
       consumers: [ALICE, BOB, ANON],
       trusted_ips: ['127.0.0.1'],
-      adminApi: { ca_certificates: { [CA_UUID]: pki.root.pem }, port: adminPort },
+      adminApi: { server: adminApi },
     },
   });
 });

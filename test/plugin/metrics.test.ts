@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KongEmulator, launcherCommand } from '../harness/kong-emulator.js';
+import { AdminApiEmulator, KongEmulator, launcherCommand } from '../harness/kong-emulator.js';
 import { httpRequest } from '../harness/http.js';
 import { freePort } from '../helpers/terminators.js';
 import { makeTestPki, type TestPki, type Issued } from '../helpers/pki.js';
@@ -128,7 +128,9 @@ async function waitFor(check: () => boolean, what: string): Promise<void> {
 before(async () => {
   pki = await makeTestPki();
   idp = await startJwksServer();
-  adminPort = await freePort();
+  // Bound on port 0 before the routes name it (a port probed free and bound later may be taken).
+  const adminApi = await AdminApiEmulator.start({ ca_certificates: { [CA_UUID]: pki.root.pem } });
+  adminPort = adminApi.port;
   metricsPort = await freePort();
   deadIdpPort = await freePort();
   const route = (name: string, config: Record<string, unknown>) => ({ name, paths: [`/${name}`], plugins: [{ name: 'mtls-pop', config }], guard: true });
@@ -142,7 +144,7 @@ before(async () => {
         route('dead', pluginConfig(`http://127.0.0.1:${deadIdpPort}/realms/none`, 'strict')),
       ],
       trusted_ips: ['127.0.0.1'],
-      adminApi: { ca_certificates: { [CA_UUID]: pki.root.pem }, port: adminPort },
+      adminApi: { server: adminApi },
     },
   });
   await waitFor(() => emu.pluginServer.stderr.includes('metrics on'), 'the metrics endpoint');
