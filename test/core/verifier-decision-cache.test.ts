@@ -32,10 +32,16 @@ function config(overrides: Record<string, unknown> = {}, header: Record<string, 
   return result.config;
 }
 
-/** A clock the test moves; starts at the real time. */
+/**
+ * A clock only the test moves: the real time at its first reading (after the test made its tokens
+ * and certificates, so their iat / notBefore are not in its future), then still until advanced. A
+ * clock that kept running would add the machine's stalls to every advance (9 s + a 1 s stall is
+ * past a 10 s TTL).
+ */
 function clock(): { now: () => number; advance: (ms: number) => void } {
+  let start: number | undefined;
   let offset = 0;
-  return { now: () => Date.now() + offset, advance: (ms) => { offset += ms; } };
+  return { now: () => (start ??= Date.now()) + offset, advance: (ms) => { offset += ms; } };
 }
 
 function chainHeader(leaf: Issued): string {
