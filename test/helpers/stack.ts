@@ -34,7 +34,7 @@ import { fetchBoundToken, startIdp, type IdpHandle } from './idp.js';
 import {
   findExecutable, freePort, nginxHttpTempPaths, nginxPreamble, startHaproxy, startNginx, type RunningTerminator,
 } from './terminators.js';
-import { KongEmulator, launcherCommand, startEchoUpstream, type EchoUpstream } from '../harness/kong-emulator.js';
+import { AdminApiEmulator, KongEmulator, launcherCommand, startEchoUpstream, type EchoUpstream } from '../harness/kong-emulator.js';
 
 export type TerminatorKind = 'haproxy' | 'nginx' | 'node';
 export type ClientName = 'client-1' | 'client-2';
@@ -403,7 +403,9 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   }, (started) => `upstream: echo service on ${started.url}`);
 
   // 4. Gateway: the Kong emulator with the real plugin server, the seed's route and plugin config.
-  const adminPort = await freePort();
+  // The emulated Admin API, bound on port 0 now (the config names its port); the emulator owns it.
+  const adminApi = await AdminApiEmulator.start({ ca_certificates: { [ROOT_CA_UUID]: pki.root.pem, [INTERMEDIATE_CA_UUID]: pki.intermediate.pem } });
+  const adminPort = adminApi.port;
   const pluginConfig: Record<string, unknown> = {
     issuer: idp.issuer,
     jwks_endpoint: idp.jwksUri,
@@ -440,7 +442,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
           plugins: [{ name: 'mtls-pop', config: pluginConfig }],
         }],
         trusted_ips: ['127.0.0.1'],
-        adminApi: { ca_certificates: { [ROOT_CA_UUID]: pki.root.pem, [INTERMEDIATE_CA_UUID]: pki.intermediate.pem }, port: adminPort },
+        adminApi: { server: adminApi },
       },
     });
     stoppers.push({ name: 'gateway', stop: () => started.close() });
