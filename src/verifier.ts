@@ -187,6 +187,13 @@ interface ApprovedDecision {
   readonly anchors: TrustAnchors | null;
 }
 
+/** A mismatch-cache entry: the refusal as the full path made it, and what it relied on. */
+interface RefusedDecision {
+  readonly decision: Decision & { readonly allow: false };
+  readonly claims: Readonly<Record<string, unknown>>;
+  readonly anchors: TrustAnchors | null;
+}
+
 type CacheStats = { hits: number; misses: number; size: number };
 
 /** A validated certificate; `unchecked` is set when its revocation check (and cache entry) is still to come. */
@@ -216,6 +223,14 @@ export class Verifier {
    * change the outcome (one value per header, trusted peer or secure_source off).
    */
   readonly #decisions: BoundedCache<ApprovedDecision>;
+  /**
+   * Thumbprint mismatches by the same key: a verified token presented with a certificate it is not
+   * bound to (RFC 8705 section 3) is refused the same way on every repeat while the token is valid,
+   * so the repeat costs what an approval from the cache costs, not a token and a certificate
+   * lookup. Same bounds as the approvals, in its own LRU so refusals never evict approvals; no
+   * other rejection is kept (a forged or expired token is checked again every time).
+   */
+  readonly #mismatches: BoundedCache<RefusedDecision>;
   readonly #decisionSalt: string;
   readonly #now: () => number;
 
@@ -223,11 +238,13 @@ export class Verifier {
     this.#config = config;
     this.#now = deps.now ?? Date.now;
     this.#decisionSalt = config.cache_tokens_salt ?? randomBytes(32).toString('base64');
-    this.#decisions = new BoundedCache({
+    const decisionCache = {
       maxEntries: config.cache_size,
       ttlMs: Math.min(Math.max(0, config.cache_ttl) * 1000, config.proof_of_possession_mtls_from_header?.cert_cache_ttl ?? 0),
       now: this.#now,
-    });
+    };
+    this.#decisions = new BoundedCache(decisionCache);
+    this.#mismatches = new BoundedCache(decisionCache);
     this.#certificates = new BoundedCache({
       maxEntries: config.cache_size,
       ttlMs: config.proof_of_possession_mtls_from_header?.cert_cache_ttl ?? 0,
@@ -258,6 +275,12 @@ export class Verifier {
             return { allow: true, claims: approved.claims, certificate: approved.certificate, notes };
           }
           this.#decisions.delete(decisionKey);
+        } else {
+          const refused = this.#mismatches.get(decisionKey);
+          if (refused !== undefined) {
+            if (await this.#stillApproved(refused)) return refused.decision;
+            this.#mismatches.delete(decisionKey);
+          }
         }
       }
       const used: { anchors: TrustAnchors | null } = { anchors: null };
@@ -288,13 +311,19 @@ export class Verifier {
         presented ??= this.#presented(facts, notes);
         if (!presented.ok) return this.#deny(presented.error, facts, null, notes);
         const cert = await this.#certificate(presented.value, used, mode, bound.value);
-        if (!cert.ok) return this.#deny(cert.error, facts, null, notes);
+        if (!cert.ok) {
+          const refused = this.#deny(cert.error, facts, null, notes);
+          return this.#rememberMismatch(decisionKey, refused, claims, used.anchors, verified.value.expiresAt);
+        }
         validated = cert.value;
         certificate = cert.value.facts;
       }
 
       const binding = checkBinding(mode, bound.value, certificate?.thumbprint ?? null);
-      if (!binding.ok) return this.#deny(binding.error, facts, certificate, notes);
+      if (!binding.ok) {
+        const refused = this.#deny(binding.error, facts, certificate, notes);
+        return this.#rememberMismatch(decisionKey, refused, claims, used.anchors, verified.value.expiresAt);
+      }
 
       if (validated !== null) {
         const revocation = await this.#revocationChecked(validated);
@@ -409,8 +438,23 @@ export class Verifier {
       (chainValue === undefined ? '-' : `${chainValue.length}:${chainValue}`), 'base64');
   }
 
-  /** A cached approval still holds: same trust anchors, token times (exp, nbf, iat with leeway) still fine. */
-  async #stillApproved(approved: ApprovedDecision): Promise<boolean> {
+  /**
+   * Keeps a thumbprint mismatch of a verified token (and nothing else) under the decision key, until
+   * the token's exp at the latest; returns the refusal.
+   */
+  #rememberMismatch(key: string | null, refused: Decision, claims: Readonly<Record<string, unknown>>,
+    anchors: TrustAnchors | null, expiresAt: number | null): Decision {
+    if (key !== null && !refused.allow && refused.failure.reason === 'certificate_thumbprint_mismatch' && refused.notes.length === 0) {
+      this.#mismatches.set(key, { decision: refused, claims, anchors }, expiresAt ?? Number.NEGATIVE_INFINITY);
+    }
+    return refused;
+  }
+
+  /**
+   * A cached decision still holds: same trust anchors, token times (exp, nbf, iat with leeway) still
+   * fine; otherwise the full path decides again.
+   */
+  async #stillApproved(approved: ApprovedDecision | RefusedDecision): Promise<boolean> {
     if (approved.anchors !== null) {
       const anchors = await this.#trustAnchors();
       if (!anchors.ok || anchors.value !== approved.anchors) return false;
@@ -429,7 +473,17 @@ export class Verifier {
   }
 
   /** Cache statistics, for metrics and benchmarks. */
+  /**
+   * Cache statistics, for metrics and benchmarks. `decisions` counts the approvals and the mismatch
+   * refusals together: a hit is a request answered by either, a miss one answered by neither.
+   */
   stats(): { tokens: CacheStats; certificates: CacheStats; decisions: CacheStats } {
-    return { tokens: this.#tokens.stats(), certificates: this.#certificates.stats(), decisions: this.#decisions.stats() };
+    const approved = this.#decisions.stats();
+    const refused = this.#mismatches.stats();
+    return {
+      tokens: this.#tokens.stats(),
+      certificates: this.#certificates.stats(),
+      decisions: { hits: approved.hits + refused.hits, misses: refused.misses, size: approved.size + refused.size },
+    };
   }
 }

@@ -8,6 +8,8 @@
  * - the stock `kong-js-pluginserver` (kong-pdk 0.6.0) running bench-same-calls: the baseline of
  *   issue 14 goal 1 (plugin-server CPU per event of ours / it);
  * - bench-floor: get_headers only (the plugin server's own floor);
+ * - canned-server.ts: the same-calls flow answered from canned frames, no plugin, no PDK bridge
+ *   (what the socket round trips alone cost a Node process: the floor under goal 1's ratio);
  * - mtls-pop on `--workers 2` (front + 2 workers; CPU summed over the three processes, and the
  *   front's own share per message).
  * Rounds are interleaved round-robin; each contender's server idles while another is driven.
@@ -31,6 +33,7 @@ export const WORKERS = 2;
 export const PLUGINS_DIR = join(__dirname, '..', '..', 'plugins');
 export const SAME_CALLS_DIR = join(__dirname, '..', 'fixtures', 'plugins', 'bench-same-calls');
 export const FLOOR_DIR = join(__dirname, '..', 'fixtures', 'plugins', 'bench-floor');
+export const CANNED_SERVER = join(__dirname, 'canned-server.js');
 
 /** Child processes of `pid` (the workers of a multi-worker server), from /proc. */
 export function childPids(pid: number): number[] {
@@ -115,6 +118,12 @@ export async function runPluginServer(inputs: BenchInputs, scale: BenchScale, lo
     };
     const stock = await KongEmulator.start({ pluginServer: stockServerCommand(SAME_CALLS_DIR), gateway: false, poolSize: CONNECTIONS, config: sameCallsConfig });
     emulators.push(stock);
+    // Plugin info (the query command) from the real launcher, RPCs from the canned server.
+    const canned = await KongEmulator.start({
+      pluginServer: { command: process.execPath, args: [CANNED_SERVER], queryArgs: launcherCommand(SAME_CALLS_DIR).args },
+      gateway: false, poolSize: CONNECTIONS, config: sameCallsConfig,
+    });
+    emulators.push(canned);
     const multi = await startOurs(inputs, ['--workers', String(WORKERS)]);
     emulators.push(multi);
     const floor = await KongEmulator.start({
@@ -131,6 +140,8 @@ export async function runPluginServer(inputs: BenchInputs, scale: BenchScale, lo
     const floorHandle = await floor.instance('r');
     const stockAllow = await stock.instance('allow');
     const stockReject = await stock.instance('reject');
+    const cannedAllow = await canned.instance('allow');
+    const cannedReject = await canned.instance('reject');
     const multiHandle = await multi.instance('r');
 
     // First requests fill the caches (JWKS, chain verdict, is_trusted); then count round trips.
@@ -140,6 +151,8 @@ export async function runPluginServer(inputs: BenchInputs, scale: BenchScale, lo
     await event(same, sameReject, requests.mismatch, 'reject');
     await event(stock, stockAllow, requests.happy, 'allow');
     await event(stock, stockReject, requests.mismatch, 'reject');
+    await event(canned, cannedAllow, requests.happy, 'allow');
+    await event(canned, cannedReject, requests.mismatch, 'reject');
     for (let i = 0; i < 2 * WORKERS; i++) {
       await event(multi, multiHandle, requests.happy, 'allow');
       await event(multi, multiHandle, requests.mismatch, 'reject');
@@ -148,6 +161,10 @@ export async function runPluginServer(inputs: BenchInputs, scale: BenchScale, lo
     const oursReject = await event(ours, oursHandle, requests.mismatch, 'reject');
     const sameHappy = await event(same, sameAllow, requests.happy, 'allow');
     const sameRej = await event(same, sameReject, requests.mismatch, 'reject');
+    const cannedHappy = await event(canned, cannedAllow, requests.happy, 'allow');
+    const cannedRej = await event(canned, cannedReject, requests.mismatch, 'reject');
+    check(JSON.stringify(cannedHappy.calls) === JSON.stringify(sameHappy.calls) && JSON.stringify(cannedRej.calls) === JSON.stringify(sameRej.calls),
+      `canned server's calls differ from same-calls: ${cannedHappy.calls.join(',')} / ${cannedRej.calls.join(',')}`);
     const floorOne = await floor.handleEvent(floorHandle, requests.happy);
     check(floorOne.report.outcome === 'ret', `floor plugin answered ${floorOne.report.outcome}`);
     log(`plugin server: ours happy    ${oursHappy.roundTrips} round trips: HandleEvent, ${oursHappy.calls.join(', ')}`);
@@ -191,6 +208,8 @@ export async function runPluginServer(inputs: BenchInputs, scale: BenchScale, lo
       { name: 'ours-reject', concurrency: CONNECTIONS, cpuMs: cpuOf(ours), op: () => event(ours, oursHandle, requests.mismatch, 'reject') },
       { name: 'same-reject', concurrency: CONNECTIONS, cpuMs: cpuOf(same), op: () => event(same, sameReject, requests.mismatch, 'reject') },
       { name: 'stock-reject', concurrency: CONNECTIONS, cpuMs: cpuOf(stock), op: () => event(stock, stockReject, requests.mismatch, 'reject') },
+      { name: 'canned-happy', concurrency: CONNECTIONS, cpuMs: cpuOf(canned), op: () => event(canned, cannedAllow, requests.happy, 'allow') },
+      { name: 'canned-reject', concurrency: CONNECTIONS, cpuMs: cpuOf(canned), op: () => event(canned, cannedReject, requests.mismatch, 'reject') },
       {
         name: 'multi-happy', concurrency: CONNECTIONS,
         cpuMs: multiCpu, op: () => event(multi, multiHandle, requests.happy, 'allow'),
@@ -213,6 +232,8 @@ export async function runPluginServer(inputs: BenchInputs, scale: BenchScale, lo
       ['ours-reject', 'mtls-pop, rejection (401 mismatch)'],
       ['same-reject', 'same-calls baseline, rejection'],
       ['stock-reject', 'stock kong-js-pluginserver, same calls, rejection'],
+      ['canned-happy', 'canned-answer Node server (no plugin), same calls, happy path'],
+      ['canned-reject', 'canned-answer Node server (no plugin), same calls, rejection'],
       ['floor', 'floor (get_headers only)'],
       ['multi-happy', `mtls-pop on --workers ${WORKERS}, happy path (front + workers)`],
     ];
@@ -248,6 +269,17 @@ export async function runPluginServer(inputs: BenchInputs, scale: BenchScale, lo
     figures.push({
       section: SECTION, name: 'rejection: ours/stock plugin-server CPU per event', value: ratio(s('ours-reject').cpuUsPerOp, s('stock-reject').cpuUsPerOp), unit: 'x',
       target: { op: '<=', limit: 0.5 }, note: `same-calls plugin on our server / stock: ${fmt(ratio(s('same-reject').cpuUsPerOp, s('stock-reject').cpuUsPerOp), 2)}`,
+    });
+    // The floor under goal 1: a Node process that only decodes each request and writes a canned
+    // answer, against the stock server, for the same round trips. Goal 1's 0.5 is out of reach
+    // for any Node server while this is above 0.5 (issue 14; docs/plugin-server.md).
+    figures.push({
+      section: SECTION, name: 'happy path: canned-answer server/stock CPU per event (floor of goal 1)', value: ratio(s('canned-happy').cpuUsPerOp, s('stock-happy').cpuUsPerOp), unit: 'x',
+      note: `mtls-pop on our server / canned: ${fmt(ratio(s('ours-happy').cpuUsPerOp, s('canned-happy').cpuUsPerOp), 2)}`,
+    });
+    figures.push({
+      section: SECTION, name: 'rejection: canned-answer server/stock CPU per event (floor of goal 1)', value: ratio(s('canned-reject').cpuUsPerOp, s('stock-reject').cpuUsPerOp), unit: 'x',
+      note: `mtls-pop on our server / canned: ${fmt(ratio(s('ours-reject').cpuUsPerOp, s('canned-reject').cpuUsPerOp), 2)}`,
     });
     // Issue 14 goal 2: the front's routing cost, and 2 workers against 1 on this machine.
     const frontFraction = ratio(share.front, share.total);

@@ -3,14 +3,15 @@
  * salted hash of its Authorization and certificate header values. It must never answer what the
  * full path would not: not past the token's exp, not past the certificate's notAfter, not past
  * its TTL, not under other trust anchors, not for other header values, and not for requests
- * whose other facts (peer trust, repeated headers) change the outcome.
+ * whose other facts (peer trust, repeated headers) change the outcome. The one refusal kept the
+ * same way, a verified token with a certificate it is not bound to, obeys the same bounds.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig, type MtlsPopConfig } from '../../src/config.js';
 import { Verifier, trustAnchorsFromPem, type Decision, type RequestFacts, type TrustAnchors } from '../../src/verifier.js';
 import { thumbprintS256 } from '../../src/certificate.js';
-import type { Result } from '../../src/errors.js';
+import { fail, type Result } from '../../src/errors.js';
 import { issue, makeTestPki, type TestPki, type Issued } from '../helpers/pki.js';
 import { startJwksServer, type JwksServer } from '../helpers/jwks-server.js';
 import { strictPemConfig } from '../helpers/seed.js';
@@ -166,7 +167,72 @@ describe('verifier decision cache', () => {
     assert.deepEqual(none.stats().decisions, { hits: 0, misses: 0, size: 0 });
   });
 
-  test('rejections are never cached: a forged signature is rejected every time', async () => {
+  test('a repeated thumbprint mismatch is refused from the cache, exactly as the full path refused it', async () => {
+    const verifier = new Verifier(config());
+    const bearer = await token(pki.client);
+    const first = await verifier.verify(facts(bearer, pki.otherClient));
+    const before = verifier.stats();
+    const second = await verifier.verify(facts(bearer, pki.otherClient));
+    assert.ok(!first.allow && !second.allow);
+    assert.equal(first.failure.reason, 'certificate_thumbprint_mismatch');
+    assert.deepEqual(second.failure, first.failure);
+    assert.deepEqual(second.response, first.response);
+    assert.deepEqual(second.notes, []);
+    const after = verifier.stats();
+    assert.equal(after.decisions.hits, before.decisions.hits + 1, 'answered by the decision key');
+    assert.equal(after.tokens.hits + after.tokens.misses, before.tokens.hits + before.tokens.misses, 'the token was not looked up again');
+    assert.equal(after.decisions.size, 1);
+    // The bound certificate with the same token is still approved: another key.
+    assert.equal(reason(await verifier.verify(facts(bearer, pki.client))), 'allowed');
+  });
+
+  test('a kept mismatch never outlives the token: after exp the repeat is token_expired', async () => {
+    const time = clock();
+    const verifier = new Verifier(config(), { now: time.now });
+    const bearer = await token(pki.client, 30);
+    assert.equal(reason(await verifier.verify(facts(bearer, pki.otherClient))), 'certificate_thumbprint_mismatch');
+    assert.equal(reason(await verifier.verify(facts(bearer, pki.otherClient))), 'certificate_thumbprint_mismatch');
+    assert.equal(verifier.stats().decisions.hits, 1);
+    time.advance(31_000);
+    assert.equal(reason(await verifier.verify(facts(bearer, pki.otherClient))), 'token_expired');
+    assert.equal(verifier.stats().decisions.hits, 1);
+  });
+
+  test('a kept mismatch is decided again under new trust anchors, from an untrusted peer, or with a second header', async () => {
+    const cfg = config();
+    const good = trustAnchorsFromPem([pki.root.pem], cfg);
+    assert.ok(good.ok);
+    let current: Result<TrustAnchors> = good;
+    const verifier = new Verifier(cfg, { trustAnchors: () => Promise.resolve(current) });
+    const bearer = await token(pki.client);
+    assert.equal(reason(await verifier.verify(facts(bearer, pki.otherClient))), 'certificate_thumbprint_mismatch');
+    const untrusted = await verifier.verify(facts(bearer, pki.otherClient, { peerTrusted: false }));
+    assert.equal(reason(untrusted), 'certificate_missing');
+    assert.deepEqual(untrusted.notes, ['certificate_header_ignored_untrusted_peer']);
+    const twice = await verifier.verify(facts(bearer, pki.otherClient, { authorization: [`Bearer ${bearer}`, `Bearer ${bearer}`] }));
+    assert.equal(reason(twice), 'authorization_multiple');
+    current = fail('trust_anchors_unavailable', 'CA certificates could not be read');
+    assert.equal(reason(await verifier.verify(facts(bearer, pki.otherClient))), 'trust_anchors_unavailable');
+    assert.equal(verifier.stats().decisions.size, 0, 'the refusal kept under the old anchors was dropped');
+  });
+
+  test('kept mismatches are bounded by cache_size and never evict approvals', async () => {
+    const verifier = new Verifier(config({ cache_size: 2 }));
+    const approved = await token(pki.client);
+    assert.equal(reason(await verifier.verify(facts(approved, pki.client))), 'allowed');
+    for (let i = 0; i < 4; i++) {
+      assert.equal(reason(await verifier.verify(facts(await token(pki.client), pki.otherClient))), 'certificate_thumbprint_mismatch');
+    }
+    assert.equal(verifier.stats().decisions.size, 3, 'one approval and the two newest refusals');
+    const hits = verifier.stats().decisions.hits;
+    assert.equal(reason(await verifier.verify(facts(approved, pki.client))), 'allowed');
+    assert.equal(verifier.stats().decisions.hits, hits + 1, 'the approval is still cached');
+    const none = new Verifier(config({ cache_size: 0 }));
+    for (let i = 0; i < 2; i++) assert.equal(reason(await none.verify(facts(approved, pki.otherClient))), 'certificate_thumbprint_mismatch');
+    assert.deepEqual(none.stats().decisions, { hits: 0, misses: 0, size: 0 });
+  });
+
+  test('other rejections are never cached: a forged signature is rejected every time', async () => {
     const verifier = new Verifier(config());
     const forger = idp.makeKey('RS256', idp.keys[0]?.kid);
     const now = Math.floor(Date.now() / 1000);
