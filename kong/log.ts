@@ -50,7 +50,8 @@ export class RateLimitedLog {
     this.#now = now;
   }
 
-  log(level: LogLevel, key: string, line: string): void {
+  /** `line` may be a function: it is then formatted only when the line is written, not when suppressed. */
+  log(level: LogLevel, key: string, line: string | (() => string)): void {
     const now = this.#now();
     let window = this.#windows.get(key);
     if (window === undefined || now - window.start >= this.#windowMs) {
@@ -63,7 +64,7 @@ export class RateLimitedLog {
     }
     if (window.count < this.#perWindow) {
       window.count++;
-      this.#sink(level, line);
+      this.#sink(level, typeof line === 'string' ? line : line());
     } else {
       window.suppressed++;
     }

@@ -226,9 +226,11 @@ class MtlsPopPlugin {
       });
     if (rejection.reason !== 'token_missing') {
       const cert = decision?.certificate;
-      const who = cert === null || cert === undefined ? '' : ` cert=${cert.thumbprint} subject="${logSafe(cert.subject)}"`;
-      log.log('warn', rejection.reason,
-        `rejected ${response.status} reason=${rejection.reason}${who}: ${logSafe(rejection.detail)}`);
+      // Formatted only when written: repeats of a reason are rate-limited.
+      log.log('warn', rejection.reason, () => {
+        const who = cert === null || cert === undefined ? '' : ` cert=${cert.thumbprint} subject="${logSafe(cert.subject)}"`;
+        return `rejected ${response.status} reason=${rejection.reason}${who}: ${logSafe(rejection.detail)}`;
+      });
     }
     if (this.#state.ready && this.#state.config.log_serialize) {
       try {

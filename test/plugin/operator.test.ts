@@ -298,6 +298,15 @@ describe('warning lines', () => {
     assert.deepEqual(lines.slice(11), [['warn', '16 similar messages suppressed (token_expired)'], ['warn', 'next window']]);
   });
 
+  test('RateLimitedLog: a line given as a function is formatted only when it is written', () => {
+    const lines: string[] = [];
+    const log = new RateLimitedLog((_level, line) => lines.push(line), 2, 10_000, () => 1_000);
+    let formatted = 0;
+    for (let i = 0; i < 5; i++) log.log('warn', 'certificate_thumbprint_mismatch', () => `line ${++formatted}`);
+    assert.deepEqual(lines, ['line 1', 'line 2']);
+    assert.equal(formatted, 2, 'the three suppressed lines were never formatted');
+  });
+
   test('through the plugin server: one warn line per rejected request, at most 10 per reason per window', async () => {
     const now = Math.floor(Date.now() / 1000);
     const token = await idp.sign({ ...claims(pki.client), iat: now - 900, exp: now - 300 });
