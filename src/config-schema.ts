@@ -112,7 +112,7 @@ export const CONFIG_FIELDS: SchemaFields = [
   { cache_ttl: { type: 'number', required: true, default: 600, between: [0, 86400],
       description: 'Seconds a token verdict is cached (never past exp).' } },
   { cache_size: { type: 'integer', required: true, default: 10000, between: [0, 1000000],
-      description: 'Most token verdicts and chain verdicts cached (each).' } },
+      description: 'Most entries of each verifier cache: token verdicts, certificate verdicts, approved decisions, thumbprint-mismatch refusals.' } },
   { display_errors: { type: 'boolean', required: true, default: false,
       description: 'Append the failure reason and detail to the response body message and use the detail as error_description; off: a fixed error_description per reason, the detail only in the log.' } },
   { unauthorized_error_message: { type: 'string', required: true, default: 'Unauthorized' } },

@@ -80,13 +80,29 @@ const SEED_ENV = {
 
 interface Run { status: number | null; stdout: string; stderr: string }
 
+/** A Go runtime panic of decK itself (its output then says nothing about the file). */
+const GO_PANIC = /^panic: .*\n[\s\S]*^goroutine \d+ \[/m;
+
+/**
+ * Runs decK offline. `deck file lint` v1.64.0 sometimes panics inside its linter (vacuum 0.29.2
+ * marshalling a node with go.yaml.in/yaml v4.0.0-rc.5: nil pointer in `desolveCollection`, from
+ * goroutines running rules in parallel): measured here 2 panics in 60 lints of one file with the
+ * default GOMAXPROCS, 0 in 100 with GOMAXPROCS=1. So decK runs on one OS thread, and a run that
+ * still ends in a Go panic is repeated (at most 3 runs): the verdict asserted is always that of a
+ * run that completed.
+ */
 function deck(args: readonly string[], env: Record<string, string> = {}): Run {
-  const run = spawnSync(deckBinary(), [...args], {
-    encoding: 'utf8', timeout: 120_000,
-    // Offline: no Kong, no Konnect, no analytics.
-    env: { ...process.env, DECK_ANALYTICS: 'off', ...env },
-  });
-  return { status: run.status, stdout: run.stdout ?? '', stderr: run.stderr ?? '' };
+  let run: Run = { status: null, stdout: '', stderr: '' };
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const result = spawnSync(deckBinary(), [...args], {
+      encoding: 'utf8', timeout: 120_000,
+      // Offline: no Kong, no Konnect, no analytics.
+      env: { ...process.env, DECK_ANALYTICS: 'off', GOMAXPROCS: '1', ...env },
+    });
+    run = { status: result.status, stdout: result.stdout ?? '', stderr: result.stderr ?? '' };
+    if (!GO_PANIC.test(`${run.stdout}${run.stderr}`)) break;
+  }
+  return run;
 }
 
 /** ```yaml blocks of a Markdown file that are decK / kong.yml state (they hold plugins, services or routes). */
