@@ -472,7 +472,6 @@ export class Verifier {
     return { allow: false, failure: rejection, response, certificate, notes };
   }
 
-  /** Cache statistics, for metrics and benchmarks. */
   /**
    * Cache statistics, for metrics and benchmarks. `decisions` counts the approvals and the mismatch
    * refusals together: a hit is a request answered by either, a miss one answered by neither.
