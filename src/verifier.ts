@@ -271,14 +271,14 @@ export class Verifier {
       if (decisionKey !== null) {
         const approved = this.#decisions.get(decisionKey);
         if (approved !== undefined) {
-          if (await this.#stillApproved(approved)) {
+          if (await this.#stillHolds(approved)) {
             return { allow: true, claims: approved.claims, certificate: approved.certificate, notes };
           }
           this.#decisions.delete(decisionKey);
         } else {
           const refused = this.#mismatches.get(decisionKey);
           if (refused !== undefined) {
-            if (await this.#stillApproved(refused)) return refused.decision;
+            if (await this.#stillHolds(refused)) return refused.decision;
             this.#mismatches.delete(decisionKey);
           }
         }
@@ -454,12 +454,12 @@ export class Verifier {
    * A cached decision still holds: same trust anchors, token times (exp, nbf, iat with leeway) still
    * fine; otherwise the full path decides again.
    */
-  async #stillApproved(approved: ApprovedDecision | RefusedDecision): Promise<boolean> {
-    if (approved.anchors !== null) {
+  async #stillHolds(cached: ApprovedDecision | RefusedDecision): Promise<boolean> {
+    if (cached.anchors !== null) {
       const anchors = await this.#trustAnchors();
-      if (!anchors.ok || anchors.value !== approved.anchors) return false;
+      if (!anchors.ok || anchors.value !== cached.anchors) return false;
     }
-    return checkTimes(approved.claims, this.#now(), this.#config.leeway).ok;
+    return checkTimes(cached.claims, this.#now(), this.#config.leeway).ok;
   }
 
   #deny(rejection: AuthFailure, facts: RequestFacts, certificate: CertificateFacts | null, notes: Note[]): Decision {

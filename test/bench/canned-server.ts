@@ -21,14 +21,12 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { unlinkSync } from 'node:fs';
 import { decodeValue, decodedEnd, encodeResponse } from '../../bin/pluginserver/codec.js';
-
-/** The challenge bench-same-calls sends (same bytes on the wire). */
-const CHALLENGE = 'Bearer realm="localhost", error="invalid_token", error_description="the client certificate thumbprint does not match the x5t#S256 claim"';
+import { EXIT_ARGS } from '../fixtures/plugins/bench-same-calls/bench-same-calls.js';
 
 const GET_HEADERS = { Method: 'kong.request.get_headers', Args: [1000] };
 const GET_IP = { Method: 'kong.client.get_ip', Args: [] };
 const SET_FLAG = { Method: 'kong.ctx.shared.set', Args: ['mtls_pop_verified', true] };
-const EXIT = { Method: 'kong.response.exit', Args: [401, { message: 'Unauthorized' }, { 'WWW-Authenticate': CHALLENGE }] };
+const EXIT = { Method: 'kong.response.exit', Args: EXIT_ARGS };
 
 type Stage = 'headers' | 'ip' | 'trusted' | 'last';
 
